@@ -1,0 +1,1 @@
+"""Speech in: synthesis, features and phones."""

@@ -1,0 +1,61 @@
+"""One frozen config per stage; every default is defined here, once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NUM_POSE_STYLES = 46
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """``preprocess``: crop mode (crop, extcrop, resize, full, extfull); ``size``: output side
+    in pixels for the square modes (None: 512, or the face crop's own size when smaller);
+    ``face_index``: which face when there are several, largest first."""
+
+    preprocess: str = "crop"
+    size: int | None = None
+    face_index: int = 0
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """``expression_scale`` multiplies lip and face motion; ``head_motion_scale`` head motion;
+    ``pose_style`` picks one of 46 head-motion styles; ``still`` keeps the source head pose;
+    ``blink`` turns generated blinks on or off."""
+
+    expression_scale: float = 1.0
+    head_motion_scale: float = 1.0
+    pose_style: int = 0
+    still: bool = False
+    blink: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pose_style < NUM_POSE_STYLES:
+            raise ValueError(f"pose style must be 0..{NUM_POSE_STYLES - 1}, got {self.pose_style}")
+        if self.expression_scale < 0 or self.head_motion_scale < 0:
+            raise ValueError("expression and head-motion scales must be >= 0")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """``fps``: frames per second of the output; ``crf``, ``preset``: x264 quality and speed."""
+
+    fps: float = 25.0
+    crf: int = 20
+    preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fps <= 120:
+            raise ValueError(f"fps must be within 1..120, got {self.fps}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a generation needs besides its inputs. ``seed`` fixes all randomness;
+    ``transcript``: the words spoken, for forced alignment (None: phone recognition)."""
+
+    face: FaceConfig = field(default_factory=FaceConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    seed: int = 0
+    transcript: str | None = None

@@ -1,0 +1,151 @@
+"""Face detection and the 478-point mesh (MediaPipe face detection + face mesh with iris).
+
+The models ship inside the ``mediapipe`` wheel; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import NoFaceError
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+log = logging.getLogger(__name__)
+
+DETECT_MAX_SIDE = 1280
+MESH_CROP_SIDE = 640
+MIN_FACE_PX = 24
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A detected face: ``x, y, w, h`` in image pixels, ``score`` in [0, 1]."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+
+def detect_faces(pixels: np.ndarray) -> list[FaceBox]:
+    """Faces in an (H, W, 3) uint8 RGB image, largest first (full-range BlazeFace)."""
+    from mediapipe.python.solutions import face_detection
+
+    h, w = pixels.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+    small = cv2.resize(pixels, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+        if scale < 1 else pixels
+    boxes: list[FaceBox] = []
+    for model in (1, 0):
+        with native_stderr_silenced(), \
+                face_detection.FaceDetection(model_selection=model, min_detection_confidence=0.5) as det:
+            found = det.process(np.ascontiguousarray(small)).detections or []
+        for d in found:
+            b = d.location_data.relative_bounding_box
+            boxes.append(FaceBox(b.xmin * w, b.ymin * h, b.width * w, b.height * h, d.score[0]))
+        if boxes:
+            break
+    return sorted(boxes, key=lambda b: -b.area)
+
+
+def face_mesh(pixels: np.ndarray, box: FaceBox | None = None) -> np.ndarray | None:
+    """The (478, 3) float32 mesh of the face in ``box`` (or the most prominent face).
+
+    x, y in image pixels, z in the same scale as x, larger = farther from the camera.
+    The face is cropped around ``box`` and resized so that the mesh model sees it well.
+    """
+    from mediapipe.python.solutions import face_mesh as mp_mesh
+
+    h, w = pixels.shape[:2]
+    x0, y0, side = _mesh_window(box, w, h)
+    crop = _crop_square(pixels, x0, y0, side)
+    scale = MESH_CROP_SIDE / side
+    crop = cv2.resize(crop, (MESH_CROP_SIDE, MESH_CROP_SIDE),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    with native_stderr_silenced(), \
+            mp_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1,
+                             min_detection_confidence=0.3) as mesher:
+        result = mesher.process(crop)
+    if not result.multi_face_landmarks:
+        return None
+    lm = result.multi_face_landmarks[0].landmark
+    pts = np.array([(p.x, p.y, p.z) for p in lm], dtype=np.float64) * MESH_CROP_SIDE
+    pts = pts / scale
+    pts[:, 0] += x0
+    pts[:, 1] += y0
+    return pts.astype(np.float32)
+
+
+def find_face(pixels: np.ndarray, face_index: int = 0) -> tuple[np.ndarray, int]:
+    """Mesh of the ``face_index``-th largest face and the number of faces found.
+
+    Raises ``NoFaceError`` when no face is found or the face is too small to animate.
+    """
+    boxes = detect_faces(pixels)
+    if len(boxes) > 1:
+        log.warning("found %d faces; animating face %d (largest first; choose with --face-index)",
+                    len(boxes), face_index)
+    if face_index >= max(len(boxes), 1):
+        raise NoFaceError(f"--face-index {face_index} asked for, but only {len(boxes)} face(s) found")
+    box = boxes[face_index] if boxes else None
+    if box is not None and max(box.w, box.h) < MIN_FACE_PX:
+        raise NoFaceError(f"the face is only {max(box.w, box.h):.0f} px wide; use a photo where "
+                          f"the face is at least {MIN_FACE_PX} px (ideally 256 px or more)")
+    mesh = face_mesh(pixels, box)
+    if mesh is None:
+        raise NoFaceError("no face found in the image: use a photo with one clearly visible, "
+                          "roughly frontal face (eyes and mouth visible)")
+    return mesh, len(boxes)
+
+
+def _mesh_window(box: FaceBox | None, w: int, h: int) -> tuple[int, int, int]:
+    """Square window (x0, y0, side) in pixels around a face box, or the whole image."""
+    if box is None:
+        side = max(w, h)
+        return (w - side) // 2, (h - side) // 2, side
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    side = int(round(max(box.w, box.h) * 2.2))
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), max(side, 8)
+
+
+def _crop_square(pixels: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """A (side, side, 3) window of ``pixels`` at (x0, y0); outside the image is edge-replicated."""
+    h, w = pixels.shape[:2]
+    pad = [max(0, -y0), max(0, y0 + side - h), max(0, -x0), max(0, x0 + side - w)]
+    window = pixels[max(0, y0):min(h, y0 + side), max(0, x0):min(w, x0 + side)]
+    if any(pad):
+        window = cv2.copyMakeBorder(window, *pad, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(window)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence what native code (MediaPipe's C++ logging) writes to file descriptor 2."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)

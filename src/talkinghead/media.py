@@ -1,0 +1,554 @@
+"""Reading photos and sound, writing and probing mp4 videos.
+
+Every failure a user can cause (a missing, empty, corrupt or huge file; an output folder that does
+not exist or cannot be written) surfaces as an ``ImageError``, ``AudioError`` or ``OutputError``
+whose message says what to do. Mistakes of the calling code (odd frame sizes, wrong arrays) raise
+``ValueError``.
+"""
+from __future__ import annotations
+
+import errno
+import math
+import os
+import secrets
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from talkinghead.errors import AudioError, ImageError, OutputError
+from talkinghead.types import Portrait, Waveform
+
+PathLike = str | os.PathLike
+
+MAX_IMAGE_PIXELS = 150_000_000
+"""Photos with more pixels than this are refused before their pixels are decoded."""
+
+AUDIO_TRACK_RATE = 48_000
+"""Hz of the AAC track that ``VideoWriter`` muxes, whatever the rate of the waveform."""
+
+_AAC_FRAME_SAMPLES = 1024  # every AAC-LC frame holds this many samples
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
+_WIDE_GRAY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+# --------------------------------------------------------------------------------------------
+# shared checks
+
+
+def _existing_file(path: PathLike, what: str, error: type[Exception]) -> Path:
+    """``path`` as a Path after checking it names a non-empty, readable file; else ``error``."""
+    p = Path(path)
+    if not p.exists():
+        raise error(f"{what} file not found: {p}. Check the path and the spelling.")
+    if p.is_dir():
+        raise error(f"{p} is a folder, not an {what} file. Give the path of the file itself.")
+    if not os.access(p, os.R_OK):
+        raise error(f"cannot read the {what} file {p}: permission denied. Check its permissions.")
+    if p.stat().st_size == 0:
+        raise error(f"the {what} file is empty (0 bytes): {p}. Re-export or re-download it.")
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def load_image(path: PathLike) -> Portrait:
+    """Decode any Pillow-readable photo into (H, W, 3) uint8 RGB, EXIF orientation applied.
+
+    Transparent pixels are composited over white; 16-bit images are scaled (not clipped) to 8 bits.
+    Raises ``ImageError`` for a missing, empty, non-image, truncated, corrupt or too-large file.
+    """
+    p = _existing_file(path, "image", ImageError)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from ~89 Mpx on; our own, higher limit is checked below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                _refuse_huge(im.size, p)
+                im.load()
+                upright = _upright(im)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_too_large_message(p, str(exc))) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(
+            f"{p} is not an image that can be read (unknown or unsupported format). "
+            "Use a JPEG or PNG photo."
+        ) from exc
+    except (OSError, SyntaxError, EOFError, ValueError, IndexError) as exc:
+        raise ImageError(
+            f"the image file {p} is truncated or corrupt ({exc}). "
+            "Re-export the photo, or try another file."
+        ) from exc
+    return Portrait(pixels=_to_rgb(upright))
+
+
+def _refuse_huge(size: tuple[int, int], path: Path) -> None:
+    """Raise ``ImageError`` if ``size`` (width, height) in pixels exceeds ``MAX_IMAGE_PIXELS``."""
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(_too_large_message(path, f"{width}x{height} = {width * height:,} pixels"))
+
+
+def _too_large_message(path: Path, detail: str) -> str:
+    return (
+        f"the image {path} is too large ({detail}; the limit is {MAX_IMAGE_PIXELS:,} pixels). "
+        "Downscale it, e.g. to 4000 pixels on the long side, and try again."
+    )
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """``im`` turned as its EXIF orientation tag says; ``im`` itself when there is nothing to do."""
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        if orientation in (None, 1):
+            return im
+        turned = ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, AttributeError):
+        # A damaged EXIF block should not cost the user the photo.
+        return im
+    return turned if turned is not None else im
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 3) uint8 contiguous RGB array (a fresh, writable copy)."""
+    if im.mode in _WIDE_GRAY_MODES:
+        return _wide_gray_to_rgb(im)
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        im = _over_white(im)
+    elif im.mode == "F":
+        im = im.convert("L")
+    if im.mode != "RGB":
+        try:
+            im = im.convert("RGB")
+        except ValueError as exc:
+            raise ImageError(
+                f"images in colour mode {im.mode!r} are not supported ({exc}). "
+                "Save the photo as an ordinary RGB JPEG or PNG."
+            ) from exc
+    # tobytes + frombuffer is faster than np.array(im); the copy makes the array writable.
+    flat = np.frombuffer(im.tobytes(), dtype=np.uint8)
+    return flat.reshape(im.height, im.width, 3).copy()
+
+
+def _over_white(im: Image.Image) -> Image.Image:
+    """RGB image: ``im`` with its alpha (or transparent palette index) composited over white."""
+    rgba = im.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _wide_gray_to_rgb(im: Image.Image) -> np.ndarray:
+    """16-bit (or 32-bit integer) gray -> (H, W, 3) uint8, 0..65535 scaled to 0..255 rounded."""
+    gray = np.clip(np.asarray(im), 0, 65535).astype(np.uint32)
+    eight = ((gray + 128) // 257).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(eight[:, :, None], 3, axis=2))
+
+
+# --------------------------------------------------------------------------------------------
+# audio
+
+
+def load_audio(path: PathLike, sample_rate: int = 16000) -> Waveform:
+    """Decode the first audio track of any file ffmpeg reads into mono float32 at ``sample_rate``.
+
+    The container is recognised by its content, not its extension. Channels are downmixed and the
+    rate converted by libswresample while decoding, frame by frame. Raises ``AudioError`` for a
+    missing, empty, unreadable or corrupt file, a file without an audio track, or no samples.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    p = _existing_file(path, "audio", AudioError)
+    try:
+        with av.open(str(p), mode="r") as container:
+            samples = _decode_mono(container, _first_audio_stream(container, p), sample_rate)
+    except AudioError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise AudioError(
+            f"cannot decode the audio file {p} ({exc}). It may be corrupt or in a format ffmpeg "
+            "does not read; convert it to WAV or MP3 and try again."
+        ) from exc
+    if samples.size == 0:
+        raise AudioError(f"no audio samples could be decoded from {p}; the recording is empty.")
+    np.clip(samples, -1.0, 1.0, out=samples)
+    return Waveform(samples=samples, sample_rate=int(sample_rate))
+
+
+def _first_audio_stream(container: av.container.InputContainer, path: Path) -> av.AudioStream:
+    if not container.streams.audio:
+        raise AudioError(
+            f"the file {path} has no audio track. Give a speech recording (WAV, MP3, M4A...) "
+            "or a video that has sound."
+        )
+    return container.streams.audio[0]
+
+
+def _decode_mono(
+    container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int
+) -> np.ndarray:
+    """(N,) float32 mono samples at ``sample_rate``, converted one decoded frame at a time."""
+    # rematrix_maxval=1 scales the downmix so channels are averaged: a loud stereo file cannot clip.
+    resampler = av.AudioResampler(
+        format="flt", layout="mono", rate=sample_rate, options={"rematrix_maxval": "1.0"}
+    )
+    chunks: list[np.ndarray] = []
+    for frame in container.decode(stream):
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# output paths
+
+
+def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
+    """Fail early, with ``OutputError``, if ``out`` cannot be written or would overwrite an input.
+
+    Checks: the folder exists and is writable, ``out`` is not a folder, and ``out`` is not the
+    same file as any of ``inputs`` (compared after resolving links). Returns ``out`` as a Path.
+    """
+    out = Path(out)
+    folder = out.parent
+    if not folder.exists():
+        raise OutputError(f"the output folder does not exist: {folder}. Create it first.")
+    if not folder.is_dir():
+        raise OutputError(f"the output's parent {folder} is not a folder. Choose another path.")
+    if out.is_dir():
+        raise OutputError(f"the output path {out} is a folder; give a file name like out.mp4.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"no permission to write in {folder}. Choose another output folder.")
+    for source in inputs:
+        if _same_file(out, Path(source)):
+            raise OutputError(
+                f"the output {out} is the input file {source}; writing it would destroy the "
+                "input. Choose another output name."
+            )
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) rounded down to even numbers (at least 2), as yuv420p H.264 requires.
+
+    ``VideoWriter`` refuses odd sizes; crop frames to this size before writing them.
+    """
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+# --------------------------------------------------------------------------------------------
+# writing video
+
+
+class VideoWriter:
+    """Streams RGB frames into an H.264 (yuv420p, BT.709) mp4, with an optional AAC track.
+
+    Use as a context manager. Each ``write`` encodes its frame at once, and the audio is encoded
+    in step with the video clock, so memory does not grow with the length of the video. The file
+    is written to a hidden temporary file beside ``path`` and moved onto ``path`` only when the
+    ``with`` block ends without an exception; otherwise the temporary file is deleted and any file
+    already at ``path`` is left untouched. On close the audio is trimmed or padded with silence to
+    last exactly ``frames / fps`` seconds. The AAC track is always 48 kHz mono at 128 kb/s.
+
+    ``width`` and ``height`` must be even (see ``even_size``); ``ValueError`` otherwise.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        width: int,
+        height: int,
+        fps: float = 25.0,
+        audio: Waveform | None = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+    ) -> None:
+        _check_video_params(width, height, fps, crf)
+        self.path = check_output_path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = float(fps)
+        self.frames_written = 0
+        self._rate = Fraction(fps).limit_denominator(1001)
+        self._closed = False
+        self._tmp = _reserve_temp(self.path)
+        try:
+            self._container = av.open(
+                str(self._tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}
+            )
+            self._video = _add_video_stream(self._container, self.width, self.height, self._rate,
+                                            crf, preset)
+            self._audio = _AudioTrack(self._container, audio) if audio is not None else None
+        except BaseException as exc:
+            self._discard()
+            raise _as_output_error(exc, self.path) from exc
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one frame: (height, width, 3) uint8 RGB."""
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        pixels = _checked_frame(frame, self.height, self.width)
+        picture = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
+        )
+        picture.pts = self.frames_written
+        picture.time_base = 1 / self._rate
+        try:
+            self._mux(self._video.encode(picture))
+            self.frames_written += 1
+            if self._audio is not None:
+                self._mux(self._audio.encode_until(self.frames_written / self._rate))
+        except OSError as exc:
+            raise _as_output_error(exc, self.path) from exc
+
+    def close(self) -> None:
+        """Flush the encoders, finish the file and move it onto ``path``."""
+        if self._closed:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise ValueError(f"no frames were written; {self.path} was not created")
+        try:
+            if self._audio is not None:
+                self._mux(self._audio.finish(self.frames_written / self._rate))
+            self._mux(self._video.encode(None))
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except BaseException as exc:
+            self._discard()
+            raise _as_output_error(exc, self.path) from exc
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without producing ``path``; the temporary file is deleted."""
+        if not self._closed:
+            self._discard()
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        self._container.mux(packets)
+
+    def _discard(self) -> None:
+        self._closed = True
+        container = getattr(self, "_container", None)
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+                pass
+        self._tmp.unlink(missing_ok=True)
+
+
+def _check_video_params(width: int, height: int, fps: float, crf: int) -> None:
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise ValueError(
+            f"video size must be even and at least 2x2, got {width}x{height}; "
+            f"crop the frames to even_size() = {even_size(width, height)}"
+        )
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be in 0..51, got {crf}")
+
+
+def _reserve_temp(path: Path) -> Path:
+    """Create (exclusively) and return a hidden temporary file in ``path``'s folder."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}.mp4")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _as_output_error(exc, path) from exc
+        return tmp
+    raise OutputError(f"cannot create a temporary file beside {path}")
+
+
+def _as_output_error(exc: BaseException, path: Path) -> BaseException:
+    """The ``OutputError`` a user can act on for a failed write, else ``exc`` unchanged."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        return OutputError(f"the disk is full while writing {path}. Free some space and retry.")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {path} ({exc}). Choose a folder you can write to.")
+    return exc
+
+
+def _add_video_stream(
+    container: av.container.OutputContainer, width: int, height: int, rate: Fraction,
+    crf: int, preset: str,
+) -> av.VideoStream:
+    stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p"
+    context = stream.codec_context
+    context.time_base = 1 / rate
+    context.thread_count = 2
+    # Tag BT.709 limited range: the matrix write() converts with.
+    context.colorspace = context.color_primaries = context.color_trc = 1
+    context.color_range = 1
+    return stream
+
+
+def _checked_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 numpy arrays, got {getattr(frame, 'dtype', frame)}")
+    if frame.shape != (height, width, 3):
+        raise ValueError(f"frame shape {frame.shape} differs from the video's {(height, width, 3)}")
+    return np.ascontiguousarray(frame)
+
+
+class _AudioTrack:
+    """A ``Waveform`` fed into an AAC stream (48 kHz mono) in step with the video clock."""
+
+    def __init__(self, container: av.container.OutputContainer, waveform: Waveform) -> None:
+        self._samples = np.asarray(waveform.samples, dtype=np.float32).reshape(-1)
+        self._source_rate = int(waveform.sample_rate)
+        self._stream = container.add_stream("aac", rate=AUDIO_TRACK_RATE, layout="mono")
+        self._stream.bit_rate = 128_000
+        self._resampler = av.AudioResampler(
+            format="fltp", layout="mono", rate=AUDIO_TRACK_RATE, frame_size=_AAC_FRAME_SAMPLES
+        )
+        self._fed = 0  # source samples handed to the resampler so far
+        self._pts = 0  # output samples encoded so far
+
+    def encode_until(self, seconds: Fraction) -> list[av.Packet]:
+        """Packets for the audio from where the last call stopped up to ``seconds``."""
+        target = round(seconds * self._source_rate)
+        if target <= self._fed:
+            return []
+        frame = av.AudioFrame.from_ndarray(self._slice(self._fed, target)[None, :],
+                                           format="flt", layout="mono")
+        frame.sample_rate = self._source_rate
+        frame.pts = self._fed
+        frame.time_base = Fraction(1, self._source_rate)
+        self._fed = target
+        return self._encode(self._resampler.resample(frame))
+
+    def finish(self, seconds: Fraction) -> list[av.Packet]:
+        """The last packets: audio up to ``seconds`` (padded with silence), then the flush."""
+        packets = self.encode_until(seconds)
+        packets += self._encode(self._resampler.resample(None))
+        return packets + list(self._stream.encode(None))
+
+    def _slice(self, start: int, stop: int) -> np.ndarray:
+        """Source samples [start, stop), zeros past the end of the waveform."""
+        chunk = np.zeros(stop - start, dtype=np.float32)
+        available = self._samples[start:stop]
+        chunk[: available.size] = available
+        return chunk
+
+    def _encode(self, frames: list[av.AudioFrame]) -> list[av.Packet]:
+        packets: list[av.Packet] = []
+        for frame in frames:
+            frame.pts = self._pts
+            frame.time_base = Fraction(1, AUDIO_TRACK_RATE)
+            self._pts += frame.samples
+            packets.extend(self._stream.encode(frame))
+        return packets
+
+
+# --------------------------------------------------------------------------------------------
+# reading video
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe_video`` measures. Sizes in pixels, rates in frames per second, times in s."""
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    has_audio: bool
+    audio_duration_s: float
+    video_codec: str
+    pix_fmt: str
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Measure a video file; ``num_frames`` counts decoded frames exactly.
+
+    ``duration_s`` is ``num_frames / fps``; ``audio_duration_s`` is the first audio track's
+    duration (0.0 without audio). Raises ``ValueError`` if the file has no readable video.
+    """
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        num_frames = sum(1 for _ in container.decode(stream))
+        info = dict(
+            width=stream.codec_context.width, height=stream.codec_context.height,
+            video_codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt,
+        )
+    audio_s = _audio_duration(path)
+    return VideoInfo(
+        fps=fps, num_frames=num_frames, duration_s=num_frames / fps if fps else 0.0,
+        has_audio=audio_s is not None, audio_duration_s=audio_s or 0.0, **info,
+    )
+
+
+def _open_video(path: PathLike) -> av.container.InputContainer:
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError) as exc:
+        raise ValueError(f"cannot open video {path}: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{path} has no video stream")
+    return container
+
+
+def _audio_duration(path: PathLike) -> float | None:
+    """Seconds of the first audio track; None without audio.
+
+    Taken from the container's track duration (which excludes the AAC encoder's priming and
+    end padding); counted from decoded samples where the container does not record it.
+    """
+    with av.open(str(path), mode="r") as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return samples / float(stream.codec_context.sample_rate)
+
+
+def iter_video_frames(path: PathLike) -> Iterator[np.ndarray]:
+    """Yield each decoded frame of the first video stream as (H, W, 3) uint8 RGB."""
+    with _open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")

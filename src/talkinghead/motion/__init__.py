@@ -1,0 +1,1 @@
+"""Motion stage: audio features → per-frame expression, head pose and blinks (MotionTrack)."""

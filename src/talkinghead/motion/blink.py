@@ -1,0 +1,51 @@
+"""Blinks: a seeded renewal process with a natural rate and an asymmetric lid profile.
+
+Intervals are gamma-distributed (about 17 per minute), some blinks come in pairs, each lasts
+100–400 ms with a quick close and a slower reopening; eyes never rest half-closed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MEAN_INTERVAL_S = 3.5
+MIN_INTERVAL_S = 1.0
+SHAPE = 3.0
+DOUBLE_BLINK_P = 0.08
+DURATION_S = (0.16, 0.32)
+CLOSE_SHARE = 0.35
+
+
+def blink_times(rng: np.random.Generator, duration_s: float) -> list[tuple[float, float]]:
+    """(start, length) of each blink in seconds within ``duration_s``."""
+    blinks: list[tuple[float, float]] = []
+    t = float(rng.uniform(0.5, 2.5))
+    while t < duration_s:
+        length = float(rng.uniform(*DURATION_S))
+        blinks.append((t, length))
+        if rng.random() < DOUBLE_BLINK_P:
+            t2 = t + length + float(rng.uniform(0.1, 0.3))
+            blinks.append((t2, float(rng.uniform(*DURATION_S))))
+            t = t2
+        t += max(MIN_INTERVAL_S, float(rng.gamma(SHAPE, MEAN_INTERVAL_S / SHAPE)))
+    return [b for b in blinks if b[0] < duration_s]
+
+
+def blink_track(rng: np.random.Generator, fps: float, num_frames: int) -> np.ndarray:
+    """(T,) float32 eyelid closure in [0, 1] per frame (1 = closed)."""
+    times = (np.arange(num_frames) + 0.5) / fps
+    out = np.zeros(num_frames, dtype=np.float32)
+    for start, length in blink_times(rng, num_frames / fps):
+        out = np.maximum(out, lid_profile(times - start, length))
+        peak = int((start + length * CLOSE_SHARE) * fps)
+        if peak < num_frames:
+            out[peak] = 1.0
+    return out
+
+
+def lid_profile(t: np.ndarray, length: float) -> np.ndarray:
+    """Closure at times ``t`` (seconds after the blink starts) for a blink of ``length`` s."""
+    close = length * CLOSE_SHARE
+    closing = np.sin(np.clip(t / close, 0, 1) * np.pi / 2) ** 2
+    opening = np.cos(np.clip((t - close) / (length - close), 0, 1) * np.pi / 2) ** 2
+    inside = (t >= 0) & (t <= length)
+    return np.where(t < close, closing, opening) * inside

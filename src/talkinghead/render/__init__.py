@@ -1,0 +1,1 @@
+"""Render stage: coefficients → pixels (mesh-driven dense warp, mouth interior, compose)."""

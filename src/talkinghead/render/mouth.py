@@ -1,0 +1,97 @@
+"""Mouth interior: dark cavity and shaded teeth where the lips part beyond the source photo."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SUBPIXEL_BITS = 3
+TEETH_COLOR = np.array([236.0, 226.0, 206.0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class MouthLook:
+    """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px."""
+
+    lip: np.ndarray
+    skin: np.ndarray
+    iod: float
+
+    @property
+    def cavity(self) -> np.ndarray:
+        return self.lip * 0.3 + np.array([10.0, 0.0, 0.0], dtype=np.float32)
+
+    @property
+    def teeth(self) -> np.ndarray:
+        light = float(np.clip(self.skin.mean() / 175.0, 0.5, 0.95))
+        return (TEETH_COLOR * 0.72 + self.skin * 0.28) * light
+
+
+def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: MouthLook) -> None:
+    """Paint the opening between the inner lips into ``frame`` (H, W, 3) uint8, in place.
+
+    ``upper``, ``lower``: (K, 2) inner-lip contours in frame pixels, corner to corner, paired.
+    """
+    gap = lower[:, 1] - upper[:, 1]
+    if gap.max() < 0.6:
+        return
+    polygon = np.concatenate([upper, lower[-2:0:-1]])
+    x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    mask = _polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
+    interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
+    patch = frame[y0:y1, x0:x1].astype(np.float32)
+    frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
+
+
+def _polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased (h, w) float32 coverage of a polygon given in pixel coordinates."""
+    mask = np.zeros(shape, dtype=np.uint8)
+    pts = np.round((polygon - 0.0) * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
+    return mask.astype(np.float32) / 255.0
+
+
+def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look: MouthLook) -> np.ndarray:
+    """(h, w, 3) float32 picture of cavity and teeth for the lip contours (patch pixels)."""
+    h, w = shape
+    xs = np.arange(w, dtype=np.float32)
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    top = np.interp(xs, upper[:, 0], upper[:, 1])[None, :]
+    bottom = np.interp(xs, lower[:, 0], lower[:, 1])[None, :]
+    gap = np.maximum(bottom - top, 1e-3)
+    centre = (upper[0, 0] + upper[-1, 0]) / 2
+    half = max(abs(upper[-1, 0] - upper[0, 0]) / 2, 1.0)
+    across = np.clip(np.abs(xs - centre) / half, 0, 1)[None, :]
+    depth = np.clip((ys - top) / gap, 0, 1)
+    shade = (0.55 + 0.45 * depth) * (1 - 0.5 * across)
+    picture = np.broadcast_to(look.cavity, (h, w, 3)) * (1.4 - shade)[..., None]
+    tongue = np.clip((depth - 0.55) / 0.3, 0, 1) * np.clip((0.8 - across) / 0.3, 0, 1)
+    picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
+    upper_h = np.minimum(0.07 * look.iod, 0.45 * gap)
+    lower_h = np.clip(gap - 0.16 * look.iod, 0, 0.05 * look.iod)
+    upper_teeth = _teeth_band(ys - top, upper_h, across)
+    lower_teeth = _teeth_band(bottom - ys, lower_h, across) * 0.75
+    teeth_light = (0.78 + 0.22 * np.clip((ys - top) / np.maximum(upper_h, 1), 0, 1)) * \
+        _tooth_gaps(xs - centre, look.iod)[None, :]
+    cover = np.clip(upper_teeth + lower_teeth, 0, 1)[..., None]
+    teeth = look.teeth * (teeth_light * (1 - 0.45 * across ** 2))[..., None]
+    return picture * (1 - cover) + teeth * cover
+
+
+def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Soft coverage of a teeth row whose edge lies ``dist`` px from the lip, (h, w) in [0, 1]."""
+    edge = np.clip((height - dist) / 1.2 + 0.5, 0, 1)
+    return edge * (dist > -1) * np.clip((0.85 - across) / 0.15, 0, 1)
+
+
+def _tooth_gaps(dx: np.ndarray, iod: float) -> np.ndarray:
+    """Faint darker lines between teeth, (w,) brightness factor."""
+    width = 0.16 * iod
+    phase = np.abs(((dx / width) + 0.5) % 1.0 - 0.5)
+    return 1 - 0.12 * np.exp(-(phase * width / 0.8) ** 2)

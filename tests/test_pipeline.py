@@ -1,0 +1,124 @@
+"""End to end: files in, mp4 out, on speech with known phone timings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead import AudioError, Config, FaceConfig, NoFaceError, Pipeline
+from talkinghead.face import regions as R
+from talkinghead.media import iter_video_frames, probe_video
+from talkinghead.render.renderer import Renderer
+
+
+@pytest.mark.parametrize("mode", ["crop", "extcrop", "resize", "full", "extfull"])
+def test_each_crop_mode_writes_a_video_of_the_right_size_and_length(mode, portrait_path,
+                                                                    short_speech_wav, tmp_path):
+    out = tmp_path / f"{mode}.mp4"
+    size = 256 if mode in ("crop", "extcrop", "resize") else None
+    result = Pipeline(Config(face=FaceConfig(preprocess=mode, size=size))).run(
+        portrait_path, short_speech_wav, out)
+    info = probe_video(out)
+    if size:
+        assert (info.width, info.height) == (size, size)
+    else:
+        assert (info.width, info.height) == (512, 600)  # the photo's own resolution
+    assert info.num_frames == result.num_frames
+    duration = 0
+    from talkinghead.media import load_audio
+    duration = load_audio(short_speech_wav).duration
+    assert abs(info.num_frames / 25.0 - duration) <= 1 / 25.0
+    assert info.has_audio and abs(info.audio_duration_s - info.num_frames / 25.0) <= 1 / 25.0
+    assert info.video_codec == "h264" and info.pix_fmt == "yuv420p"
+
+
+def _mouth_gaps(pipeline, portrait_path, speech):
+    """Per-frame inner-lip gap (in IOD) of the rendered mesh, and the motion's fps."""
+    from talkinghead.media import load_image
+
+    prepared = pipeline.prepare(load_image(portrait_path), speech.waveform, phones=speech.phones)
+    renderer = Renderer(prepared.framing, prepared.fit)
+    m = prepared.motion
+    gaps = []
+    for i in range(m.num_frames):
+        mesh = renderer.posed_mesh(m.expression[i], np.zeros(6, np.float32), 0.0)
+        gap = mesh[R.LOWER_INNER[3:8], 1] - mesh[R.UPPER_INNER[3:8], 1]
+        gaps.append(gap.mean() / prepared.fit.iod)
+    return np.array(gaps), m.fps
+
+
+def test_lips_close_on_bilabials_and_open_on_vowels(portrait_path, short_speech):
+    gaps, fps = _mouth_gaps(Pipeline(), portrait_path, short_speech)
+    bilabial_closed, vowel_open = [], []
+    for p in short_speech.phones:
+        frames = gaps[int(p.start * fps):max(int(p.start * fps) + 1, int(np.ceil(p.end * fps)))]
+        if p.label in ("P", "B", "M"):
+            bilabial_closed.append(frames.min() < 0.02)
+        if p.label in ("AA", "AE", "AH", "AO", "AW", "AY", "EH"):
+            vowel_open.append(frames.max() > 0.05)
+    assert len(bilabial_closed) >= 4 and len(vowel_open) >= 3
+    assert np.mean(bilabial_closed) >= 0.95
+    assert np.mean(vowel_open) >= 0.9
+
+
+def test_mouth_rests_in_silence(portrait_path, short_speech):
+    from talkinghead.types import Waveform
+
+    w = short_speech.waveform
+    pad = np.zeros(w.sample_rate, dtype=np.float32)
+    padded = Waveform(np.concatenate([pad, w.samples, pad]), w.sample_rate)
+    from talkinghead.types import Phone
+    phones = tuple(Phone(p.label, p.start + 1.0, p.end + 1.0) for p in short_speech.phones)
+    phones = (Phone("SIL", 0.0, 1.0),) + phones + (Phone("SIL", phones[-1].end, phones[-1].end + 1.0),)
+    speech = type(short_speech)(padded, phones)
+    gaps, fps = _mouth_gaps(Pipeline(), portrait_path, speech)
+    assert gaps[int(0.2 * fps):int(0.75 * fps)].max() < 0.01
+    assert gaps[-int(0.75 * fps):].max() < 0.01
+    assert gaps[int(1.2 * fps):-int(1.2 * fps)].max() > 0.1
+
+
+def test_same_seed_gives_identical_frames_and_another_seed_differs(portrait_path, short_speech):
+    from talkinghead.media import load_image
+
+    portrait = load_image(portrait_path)
+
+    def frames(seed):
+        p = Pipeline(Config(face=FaceConfig(size=128), seed=seed))
+        prepared = p.prepare(portrait, short_speech.waveform, phones=short_speech.phones)
+        return np.stack(list(p.frames(prepared)))
+
+    a, b, c = frames(3), frames(3), frames(4)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_no_face_raises_and_leaves_no_output(tmp_path, short_speech_wav):
+    from PIL import Image
+
+    img = tmp_path / "wall.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((300, 300, 3)) * 40 + 100).astype(np.uint8)).save(img)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(NoFaceError):
+        Pipeline().run(img, short_speech_wav, out)
+    assert list(tmp_path.iterdir()) == [img]
+
+
+def test_corrupt_audio_raises_and_leaves_no_output(tmp_path, portrait_path):
+    bad = tmp_path / "speech.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(AudioError):
+        Pipeline().run(portrait_path, bad, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.wav"]
+
+
+def test_rendered_mouth_opens_in_pixels(portrait_path, short_speech_wav, tmp_path):
+    """The video itself (not only the mesh) changes around the mouth and not far from it."""
+    out = tmp_path / "v.mp4"
+    Pipeline(Config(face=FaceConfig(size=256))).run(portrait_path, short_speech_wav, out)
+    frames = np.stack(list(iter_video_frames(out))).astype(np.float32)
+    change = np.abs(frames - frames[0]).mean(axis=(0, 3))
+    h, w = change.shape
+    mouth = change[int(h * 0.55):int(h * 0.8), int(w * 0.35):int(w * 0.65)].mean()
+    corner = change[: h // 8, : w // 8].mean()
+    assert mouth > 4 * max(corner, 0.5)
