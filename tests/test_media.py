@@ -73,7 +73,8 @@ def write_video(path: Path, frames: int, fps: float = 25.0, audio: Waveform | No
 def png_header_only(path: Path, width: int, height: int) -> None:
     """A tiny PNG whose header claims width x height 8-bit gray pixels; the data is bogus."""
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")

@@ -1,6 +1,8 @@
 """Tests of talkinghead.audio.tts: eSpeak NG synthesis and phone timings."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -150,9 +152,19 @@ def test_bad_requests() -> None:
         synthesize("hello", voice="xx-not-a-voice")
 
 
-def test_missing_library_is_an_audio_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_library_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     import espeakng_loader
 
     monkeypatch.setattr(espeakng_loader, "get_library_path", lambda: "/nonexistent/libespeak.so")
-    with pytest.raises(AudioError, match="eSpeak NG library"):
+    with pytest.raises(tts._EngineError, match="cannot load the eSpeak NG library"):
         tts._load_library()
+
+
+def test_worker_failures_become_audio_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = "import json; print(json.dumps({'error': 'cannot load the eSpeak NG library'}))"
+    monkeypatch.setattr(tts, "_worker_command", lambda: [sys.executable, "-c", report])
+    with pytest.raises(AudioError, match="cannot load the eSpeak NG library"):
+        synthesize("hello")
+    monkeypatch.setattr(tts, "_worker_command", lambda: [sys.executable, "-c", "import no_such"])
+    with pytest.raises(AudioError, match="synthesis failed.*no_such"):
+        synthesize("hello")

@@ -348,7 +348,7 @@ def _word_fits(word: tuple[str, int, int, list[tuple[str, int, int, int]]], gues
     name, start, frames, phones = word
     if name in guessed:
         return False
-    if _label(name) == "SIL":
+    if name.startswith(("<", "[", "+")):
         speech = int(np.count_nonzero(active[start:start + frames]))
         if speech > _MAX_SIL_SPEECH * FRAME_RATE and speech > 0.5 * frames:
             return False

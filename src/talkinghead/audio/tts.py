@@ -4,17 +4,16 @@ The library is driven through ctypes (``espeakng_loader`` ships it with its data
 global state that drifts from one utterance to the next (its pitch-flutter index and oscillator
 phase are never reset), so two calls in one process give slightly different samples. To make the
 same text always give identical samples, ``synthesize`` runs every utterance in a fresh Python
-process (``python -m talkinghead.audio.tts``) whose one engine is initialised once and used once;
-this costs a fraction of a second per call.
+process whose one engine is initialised once and used once; this costs a few tenths of a second.
 
-Run as a module, this file is that worker: it reads a JSON request on stdin and writes one JSON
-header line followed by little-endian int16 samples on stdout.
+Run as a script, this file is that worker: it reads a JSON request on stdin and writes one JSON
+header line followed by little-endian int16 samples on stdout. It then imports only the standard
+library, numpy and espeakng_loader, not the talkinghead package (whose ``__init__`` is heavy).
 """
 from __future__ import annotations
 
 import ctypes
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.errors import AudioError
-from talkinghead.types import Phone, Waveform
+if __name__ != "__main__":  # the worker (this file run as a script) needs neither
+    from talkinghead.errors import AudioError
+    from talkinghead.types import Phone, Waveform
 
 MIN_WPM, MAX_WPM = 80, 450
 """Speaking rates eSpeak NG accepts, in words per minute."""
@@ -116,7 +116,8 @@ def phones_from_marks(
     if not spans or spans[0][0] > 0:
         spans.insert(0, (0, spans[0][0] if spans else num_samples, "SIL"))
     merged = _merge_silences(spans)
-    return tuple(Phone(label, start / sample_rate, end / sample_rate) for start, end, label in merged)
+    return tuple(Phone(label, start / sample_rate, end / sample_rate)
+                 for start, end, label in merged)
 
 
 def _label_spans(marks: list[tuple[int, str]], num_samples: int) -> list[tuple[int, int, str]]:
@@ -179,7 +180,9 @@ def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 150) -> 
     if not text.strip():
         raise ValueError("text to speak is empty")
     if not MIN_WPM <= words_per_minute <= MAX_WPM:
-        raise ValueError(f"words_per_minute must be in {MIN_WPM}..{MAX_WPM}, got {words_per_minute}")
+        raise ValueError(
+            f"words_per_minute must be in {MIN_WPM}..{MAX_WPM}, got {words_per_minute}"
+        )
     request = {"text": text, "voice": voice, "wpm": int(words_per_minute)}
     samples, rate, marks = _run_worker(request)
     waveform = Waveform(samples.astype(np.float32) / 32768.0, rate)
@@ -190,9 +193,8 @@ def _run_worker(request: dict) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
     """Samples (N,) int16, sample rate in Hz and phoneme marks from a fresh worker process."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", __name__], input=json.dumps(request).encode(),
-            capture_output=True, env=_worker_env(), timeout=60 + len(request["text"]) / 10,
-            check=False,
+            _worker_command(), input=json.dumps(request).encode(), capture_output=True,
+            timeout=60 + len(request["text"]) / 10, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AudioError(f"speech synthesis could not run: {exc}") from exc
@@ -207,12 +209,10 @@ def _run_worker(request: dict) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
     return samples, int(meta["sample_rate"]), [(int(s), str(m)) for s, m in meta["marks"]]
 
 
-def _worker_env() -> dict[str, str]:
-    """This environment, with the folder holding this ``talkinghead`` first on PYTHONPATH."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return env
+def _worker_command() -> list[str]:
+    """Runs this file as ``__main__``; run_path, unlike ``python FILE``, leaves sys.path alone."""
+    code = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+    return [sys.executable, "-c", code, str(Path(__file__).resolve())]
 
 
 def _worker_main() -> None:
@@ -220,8 +220,9 @@ def _worker_main() -> None:
     request = json.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
     try:
-        samples, rate, marks = _Engine.get().speak(request["text"], request["voice"], request["wpm"])
-    except AudioError as exc:
+        engine = _Engine.get()
+        samples, rate, marks = engine.speak(request["text"], request["voice"], request["wpm"])
+    except _EngineError as exc:
         out.write(json.dumps({"error": str(exc)}).encode() + b"\n")
         return
     out.write(json.dumps({"sample_rate": rate, "marks": marks}).encode() + b"\n")
@@ -241,6 +242,10 @@ _EVENT_PHONEME = 7
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PARAMETER_RATE = 1
+
+
+class _EngineError(RuntimeError):
+    """eSpeak NG failed; the worker reports the message and the caller raises ``AudioError``."""
 
 
 class _EventId(ctypes.Union):
@@ -288,18 +293,20 @@ class _Engine:
             _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT,
         )
         if self.sample_rate <= 0:
-            raise AudioError(f"eSpeak NG failed to initialise with its data at {data_path}")
+            raise _EngineError(f"eSpeak NG failed to initialise with its data at {data_path}")
         self._chunks: list[np.ndarray] = []
         self._marks: list[tuple[int, str]] = []
         self._callback = _SynthCallback(self._on_audio)  # kept referenced while C holds it
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def speak(self, text: str, voice: str, wpm: int) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
+    def speak(
+        self, text: str, voice: str, wpm: int
+    ) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
         """(N,) int16 samples, the sample rate in Hz and (start sample, mnemonic) phoneme marks."""
         with self._lock:
             self._chunks, self._marks = [], []
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise AudioError(f"eSpeak NG has no voice named {voice!r}; try 'en-us'.")
+                raise _EngineError(f"eSpeak NG has no voice named {voice!r}; try 'en-us'.")
             self._lib.espeak_SetParameter(_PARAMETER_RATE, int(wpm), 0)
             encoded = text.encode("utf-8")
             status = self._lib.espeak_Synth(
@@ -307,13 +314,14 @@ class _Engine:
             )
             self._lib.espeak_Synchronize()
             if status != 0:
-                raise AudioError(f"eSpeak NG could not synthesize the text (error {status}).")
+                raise _EngineError(f"eSpeak NG could not synthesize the text (error {status}).")
             samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             if samples.size == 0:
-                raise AudioError("eSpeak NG produced no sound for the text.")
+                raise _EngineError("eSpeak NG produced no sound for the text.")
             return samples, self.sample_rate, list(self._marks)
 
-    def _on_audio(self, wav: ctypes.POINTER(ctypes.c_short), count: int, events: ctypes.POINTER(_Event)) -> int:
+    def _on_audio(self, wav: ctypes._Pointer, count: int, events: ctypes._Pointer) -> int:
+        """eSpeak's callback: ``count`` int16 samples at ``wav``, then events up to a terminator."""
         if count > 0 and wav:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
         i = 0
@@ -331,7 +339,7 @@ def _load_library() -> ctypes.CDLL:
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
     except (ImportError, OSError) as exc:
-        raise AudioError(
+        raise _EngineError(
             f"cannot load the eSpeak NG library ({exc}). Install it with "
             "'pip install espeakng-loader==0.2.4'."
         ) from exc
@@ -345,7 +353,9 @@ def _data_path() -> str:
     try:
         return espeakng_loader.get_data_path()
     except RuntimeError as exc:
-        raise AudioError(f"the eSpeak NG data folder is missing ({exc}); reinstall espeakng-loader.") from exc
+        raise _EngineError(
+            f"the eSpeak NG data folder is missing ({exc}); reinstall espeakng-loader."
+        ) from exc
 
 
 def _declare(lib: ctypes.CDLL) -> None:

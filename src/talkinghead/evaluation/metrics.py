@@ -329,8 +329,8 @@ def sharpness_ratio(frames: np.ndarray, points: np.ndarray, portrait: np.ndarray
 
 def _resized(crop: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(h, w) = ``shape`` copy of a grey crop (area averaging when shrinking, bilinear when growing)."""
-    shrink = crop.shape[0] > shape[0]
-    return cv2.resize(crop, (shape[1], shape[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    method = cv2.INTER_AREA if crop.shape[0] > shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(crop, (shape[1], shape[0]), interpolation=method)
 
 
 # ---------------------------------------------------------------- blinks, motion, jitter
@@ -413,12 +413,17 @@ def landmark_jitter(points: np.ndarray) -> float:
     return float(values.mean() / iod) if len(values) and iod > 0 else float("nan")
 
 
-def beat_alignment(pose: np.ndarray, energy: np.ndarray, fps: float, sigma_frames: float = 3.0) -> float:
+def beat_alignment(pose: np.ndarray, energy: np.ndarray, fps: float, sigma_frames: float = 3.0,
+                   min_std_deg: float = 0.3) -> float:
     """Mean over head-motion beats of exp(−d² / 2σ²), d = frames to the nearest audio onset.
 
     Motion beats: local minima of the head's angular speed (from (T, 3) ``pose`` in degrees);
-    audio onsets: peaks of the rise of ``energy`` (T,) dB. In [0, 1]; NaN without beats or onsets.
+    audio onsets: peaks of the rise of ``energy`` (T,) dB. In [0, 1]. NaN without beats or
+    onsets, or when the head moves less than ``min_std_deg`` (norm of the per-axis std; landmark
+    noise on a still is ~0.15°), whose "beats" would be noise.
     """
+    if not np.linalg.norm(head_motion_std(pose)) >= min_std_deg:
+        return float("nan")
     speed = np.linalg.norm(np.diff(np.asarray(pose, np.float64), axis=0), axis=1)
     speed = _fill_gaps(speed)
     rise = np.maximum(np.diff(np.asarray(energy, np.float64)), 0.0)

@@ -1,0 +1,150 @@
+"""Speed and memory of the whole job, files in to mp4 out.
+
+Each case runs in a fresh process (so peak memory is its own) several times; the table shows
+medians. Real-time factor (RTF) = wall time / audio seconds; < 1 is faster than real time.
+
+    python benchmarks/speed.py                 # the standard table (takes a few minutes)
+    python benchmarks/speed.py --quick         # 10 s audio only
+    python benchmarks/speed.py --markdown      # a Markdown table for the README
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+STAGES = ("decode", "face", "phones", "motion", "render", "encode")
+
+
+def one_run(image: str, audio: str, mode: str, size: int | None) -> dict:
+    """Run the pipeline once in this process; wall time, stage times and peak memory."""
+    from talkinghead import Config, FaceConfig, Pipeline
+
+    out = Path(tempfile.mkdtemp()) / "bench.mp4"
+    start = time.perf_counter()
+    result = Pipeline(Config(face=FaceConfig(preprocess=mode, size=size))).run(image, audio, out)
+    wall = time.perf_counter() - start
+    out.unlink()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = result.timings
+    return {"wall": wall, "seconds": result.num_frames / result.fps, "peak_mb": peak_mb,
+            "size": f"{result.width}x{result.height}", **{s: getattr(t, s) for s in STAGES}}
+
+
+def measure(image: str, audio: str, mode: str, size: int | None, repeats: int) -> dict:
+    """Median over ``repeats`` fresh processes."""
+    runs = []
+    for _ in range(repeats):
+        cmd = [sys.executable, __file__, "--one", image, audio, mode, str(size or 0)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    med = {k: float(np.median([r[k] for r in runs])) for k in runs[0] if k != "size"}
+    med["size"] = runs[0]["size"]
+    med["rtf"] = med["wall"] / med["seconds"]
+    return med
+
+
+def speech_file(seconds: float, folder: Path) -> str:
+    """A wav of about ``seconds`` of real speech (shared data looped) or synthetic speech."""
+    from talkinghead.media import load_audio
+
+    sources = sorted(SHARED.glob("audio/RD_Radio*.wav")) if SHARED.is_dir() else []
+    if sources:
+        pieces = [load_audio(p).samples for p in sources]
+    else:
+        from talkinghead.audio.tts import demo_sentence, synthesize
+        from scipy.signal import resample_poly
+
+        w = synthesize(demo_sentence()).waveform
+        pieces = [resample_poly(w.samples, 16000, w.sample_rate).astype(np.float32)]
+    need = int(seconds * 16000)
+    reps = need // sum(len(p) for p in pieces) + 1
+    samples = np.concatenate(pieces * reps)[:need]
+    path = folder / f"speech_{int(seconds)}s.wav"
+    _write_wav(path, samples, 16000)
+    return str(path)
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def portraits() -> tuple[str, str]:
+    """A large square portrait (for 256..1024 crops) and a half-body photo (for full mode)."""
+    if SHARED.is_dir():
+        return str(SHARED / "portraits/art_4.png"), str(SHARED / "portraits/full_body_1.png")
+    from talkinghead.samples import demo_portrait_path
+
+    return str(demo_portrait_path()), str(demo_portrait_path())
+
+
+def cases(quick: bool) -> list[tuple[str, int | None, float, int]]:
+    """(mode, size, audio seconds, repeats)."""
+    rows = [("crop", 256, 10, 3), ("crop", 512, 10, 3), ("crop", 1024, 10, 3), ("full", None, 10, 3)]
+    if not quick:
+        rows += [("crop", 512, 60, 2), ("crop", 512, 600, 1)]
+    return rows
+
+
+def table(rows: list[dict], markdown: bool) -> str:
+    head = ["mode", "output", "audio s", "RTF", "peak MB"] + list(STAGES)
+    lines = []
+    for r in rows:
+        lines.append([r["mode"], r["size"], f"{r['seconds']:.0f}", f"{r['rtf']:.3f}",
+                      f"{r['peak_mb']:.0f}"] + [f"{r[s] / r['seconds']:.3f}" for s in STAGES])
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head)] + [fmt.format(*line) for line in lines])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", nargs=4, metavar=("IMAGE", "AUDIO", "MODE", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the rows here")
+    args = ap.parse_args()
+    if args.one:
+        image, audio, mode, size = args.one
+        print(json.dumps(one_run(image, audio, mode, int(size) or None)))
+        return
+    crop_photo, full_photo = portraits()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, size, seconds, repeats in cases(args.quick):
+            audio = speech_file(seconds, Path(tmp))
+            image = full_photo if mode == "full" else crop_photo
+            row = measure(image, audio, mode, size, repeats)
+            row["mode"] = mode
+            rows.append(row)
+            print(f"  measured {mode} {row['size']} {seconds:.0f}s: RTF {row['rtf']:.3f}", file=sys.stderr)
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}; stage columns: seconds "
+          f"per audio second; medians")
+    print(table(rows, args.markdown))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
