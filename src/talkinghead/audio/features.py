@@ -24,7 +24,9 @@ RATE = SAMPLE_RATE / HOP
 LOUD_WIN = 400
 """Loudness window in samples (25 ms)."""
 PITCH_MIN_HZ = 70.0
+"""Lowest F0 searched, Hz."""
 PITCH_MAX_HZ = 400.0
+"""Highest F0 searched, Hz."""
 _YIN_WIN = 400
 """YIN integration window in samples (25 ms: over 1.75 periods at 70 Hz)."""
 _YIN_SEG = 640
@@ -32,7 +34,9 @@ _YIN_SEG = 640
 _YIN_THRESHOLD = 0.3
 """YIN aperiodicity below which a dip counts as a period."""
 _FLOOR_DB = -100.0
+"""Loudness of digital silence, dBFS."""
 _BLOCK_SECONDS = 20.0
+"""Seconds of audio resampled and analysed at a time."""
 _GATE_DB = -65.0
 """Speech level (dBFS) under which the whole signal counts as silence."""
 
@@ -42,14 +46,14 @@ def iter_16k(wave: Waveform, block_seconds: float = _BLOCK_SECONDS) -> Iterator[
 
     Blocks hold about ``block_seconds`` of audio each ((n,) float32, same scale as the input);
     concatenated they equal one resampling of the whole signal (up to rounding). Only one block
-    of the output is alive at a time.
+    of the output is alive at a time. NaN and infinite samples become 0 and +-1.
     """
     x = np.asarray(wave.samples, dtype=np.float32).reshape(-1)
     sr = int(wave.sample_rate)
     if sr == SAMPLE_RATE:
         step = int(block_seconds * SAMPLE_RATE)
         for start in range(0, len(x), step):
-            yield x[start:start + step]
+            yield np.nan_to_num(x[start:start + step], posinf=1.0, neginf=-1.0)
         return
     g = gcd(sr, SAMPLE_RATE)
     up, down = SAMPLE_RATE // g, sr // g
@@ -58,7 +62,8 @@ def iter_16k(wave: Waveform, block_seconds: float = _BLOCK_SECONDS) -> Iterator[
     n_out = -(-len(x) * up // down)
     for start in range(0, len(x), step):
         lo, hi = max(0, start - pad), min(len(x), start + step + pad)
-        y = signal.resample_poly(x[lo:hi], up, down).astype(np.float32)
+        y = signal.resample_poly(np.nan_to_num(x[lo:hi], posinf=1.0, neginf=-1.0), up, down)
+        y = y.astype(np.float32)
         skip = (start - lo) * up // down
         take = min(step * up // down, n_out - start * up // down)
         yield y[skip:skip + take]
@@ -214,13 +219,11 @@ def _drop_short(mask: np.ndarray, value: bool, min_len: int, keep_edges: bool) -
     """Flip runs equal to ``value`` shorter than ``min_len`` hops; edge runs kept if asked."""
     if len(mask) == 0:
         return mask
-    out = mask.copy()
     starts, lengths, values = _runs(mask)
-    for i in np.flatnonzero((values == value) & (lengths < min_len)):
-        if keep_edges and (i == 0 or i == len(starts) - 1):
-            continue
-        out[starts[i]:starts[i] + lengths[i]] = not value
-    return out
+    flip = (values == value) & (lengths < min_len)
+    if keep_edges:
+        flip[[0, -1]] = False
+    return np.repeat(np.where(flip, not value, values), lengths)
 
 
 def _hysteresis(x: np.ndarray, low: float, high: float) -> np.ndarray:

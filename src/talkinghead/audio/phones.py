@@ -30,10 +30,15 @@ ARPABET = frozenset(
 
 FRAME_RATE = 100.0
 """PocketSphinx frames per second."""
+FRAME_DELAY = 0.008
+"""Seconds from frame index to boundary time: frame i's 25.6 ms window is centred 12.8 ms after
+``i / 100``, and a boundary before frame i lies half a hop before that centre."""
 MAX_CHUNK_SECONDS = 20.0
 """Longest stretch decoded at once by ``recognize_phones``."""
 MAX_ALIGN_SECONDS = 60.0
 """Longer audio is recognized rather than aligned."""
+DITHER = 1e-3
+"""RMS of the seeded noise added before decoding (about -60 dBFS)."""
 _SILENCE_DB = -65.0
 """A chunk whose loudest 10 ms stays under this (dBFS) is silence and is not decoded."""
 _BAD_WORD_SCORE = -50.0
@@ -91,13 +96,15 @@ def _aligner() -> pocketsphinx.Decoder:
     )
 
 
+def _frame_time(frame: int) -> float:
+    """Seconds of the boundary before decoder frame ``frame`` (0 stays 0)."""
+    return frame / FRAME_RATE + FRAME_DELAY if frame > 0 else 0.0
+
+
 def _label(unit: str) -> str:
     """ARPAbet label without stress for a decoder unit; fillers and noises -> ``"SIL"``."""
     base = unit.strip().upper().rstrip("012")
     return base if base in ARPABET else "SIL"
-
-
-DITHER = 1e-3
 
 
 def _to_pcm(x: np.ndarray) -> bytes:
@@ -161,39 +168,35 @@ def _recognize_chunk(x: np.ndarray, offset: float) -> list[Phone]:
     decoder = _recognizer()
     _decode(decoder, _to_pcm(x))
     return [
-        Phone(_label(seg.word), offset + seg.start_frame / FRAME_RATE, offset + (seg.end_frame + 1) / FRAME_RATE)
+        Phone(_label(seg.word), offset + _frame_time(seg.start_frame), offset + _frame_time(seg.end_frame + 1))
         for seg in decoder.seg()
     ]
 
 
 def _tidy(phones: list[Phone], duration: float) -> tuple[Phone, ...]:
-    """Make phones contiguous over ``[0, duration]``: sorted, gaps given to the phone before
-    (or a leading SIL), clipped to the duration, empty ones dropped, neighbouring SILs merged."""
+    """Make phones contiguous over ``[0, duration]``: sorted, clipped, overlaps trimmed, gaps
+    given to the phone before (a leading or trailing gap over 30 ms becomes SIL), empty phones
+    dropped, neighbouring SILs merged."""
+    duration = max(float(duration), 0.0)
     out: list[Phone] = []
-    cursor = 0.0
     for ph in sorted(phones, key=lambda p: p.start):
-        end = min(max(ph.end, cursor), duration)
-        if end <= cursor + 1e-9:
+        cursor = out[-1].end if out else 0.0
+        start, end = min(max(ph.start, cursor), duration), min(ph.end, duration)
+        if end <= start + 1e-9:
             continue
-        if ph.start > cursor + 1e-9 and not out:
-            out.append(Phone("SIL", 0.0, ph.start))
-        elif ph.start > cursor + 1e-9:
-            out[-1] = Phone(out[-1].label, out[-1].start, ph.start)
-        start = out[-1].end if out else 0.0
+        if start > cursor + 1e-9:
+            out[-1:] = [Phone(out[-1].label, out[-1].start, start)] if out else [Phone("SIL", 0.0, start)]
         if out and out[-1].label == "SIL" == ph.label:
             out[-1] = Phone("SIL", out[-1].start, end)
         else:
             out.append(Phone(ph.label, start, end))
-        cursor = end
     if not out:
-        return (Phone("SIL", 0.0, max(duration, 0.0)),)
-    if out[-1].end < duration:
-        gap = duration - out[-1].end
-        last = out[-1]
-        if last.label == "SIL" or gap <= 0.03:
-            out[-1] = Phone(last.label, last.start, duration)
-        else:
-            out.append(Phone("SIL", last.end, duration))
+        return (Phone("SIL", 0.0, duration),)
+    last = out[-1]
+    if last.end < duration and (last.label == "SIL" or duration - last.end <= 0.03):
+        out[-1] = Phone(last.label, last.start, duration)
+    elif last.end < duration:
+        out.append(Phone("SIL", last.end, duration))
     return tuple(out)
 
 
@@ -304,23 +307,30 @@ def guess_pronunciation(word: str) -> str:
 
 # --- forced alignment ----------------------------------------------------------------------
 
+_Word = tuple[str, int, int, list[tuple[str, int, int, int]]]
+"""An aligned word: (name, start frame, frames, phones as (name, start frame, frames, score))."""
+_MIN_PIECE = 0.015
+"""Recognized phones clipped to a replaced span shorter than this (s) are dropped."""
+
 def _prepare_words(decoder: pocketsphinx.Decoder, words: list[str]) -> set[str]:
     """Add unknown words to the aligner's dictionary with guessed pronunciations; return them."""
     guessed = {w for w in words if decoder.lookup_word(w) is None}
     for w in sorted(guessed):
-        decoder.add_word(w, guess_pronunciation(w), update=True)
+        try:
+            decoder.add_word(w, guess_pronunciation(w), update=True)
+        except RuntimeError as exc:  # the alignment then fails and falls back to recognition
+            log.debug("could not add %r to the dictionary: %s", w, exc)
     if guessed:
         log.warning("words not in the pronunciation dictionary, phones recognized instead: %s",
                     ", ".join(sorted(guessed)))
     return guessed
 
 
-def _run_alignment(decoder: pocketsphinx.Decoder, pcm: bytes,
-                   words: list[str]) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
-    """Two-pass forced alignment -> per word (name, start frame, frames, phones) or None.
+def _run_alignment(decoder: pocketsphinx.Decoder, pcm: bytes, words: list[str]) -> list[_Word] | None:
+    """Two-pass forced alignment -> aligned words (silences included), or None if it fails.
 
-    Each phone is (label, start frame, frames, score); scores are acoustic log-likelihoods
-    relative to the best senone of each frame (0 best, more negative worse).
+    Phone scores are acoustic log-likelihoods relative to the best senone of each frame (0 best,
+    more negative worse), in the decoder's log units.
     """
     try:
         decoder.set_align_text(" ".join(words))
@@ -341,8 +351,7 @@ def _run_alignment(decoder: pocketsphinx.Decoder, pcm: bytes,
     ]
 
 
-def _word_fits(word: tuple[str, int, int, list[tuple[str, int, int, int]]], guessed: set[str],
-               active: np.ndarray) -> bool:
+def _word_fits(word: _Word, guessed: set[str], active: np.ndarray) -> bool:
     """Whether an aligned word matches its audio: known word, decent score, no stretched phone,
     and (for silence) not laid over speech. ``active``: (F,) bool speech presence per frame."""
     name, start, frames, phones = word
@@ -357,20 +366,21 @@ def _word_fits(word: tuple[str, int, int, list[tuple[str, int, int, int]]], gues
     return score >= _BAD_WORD_SCORE and not stretched
 
 
-def _splice(words: list, fits: list[bool], wave: Waveform) -> list[Phone]:
+def _splice(words: list[_Word], fits: list[bool], wave: Waveform) -> list[Phone]:
     """Aligned phones of fitting words plus recognized phones over the spans of the others."""
     phones: list[Phone] = []
     spans: list[tuple[float, float]] = []
     for word, ok in zip(words, fits):
         if ok:
-            phones += [Phone(_label(p[0]), p[1] / FRAME_RATE, (p[1] + p[2]) / FRAME_RATE) for p in word[3]]
+            phones += [Phone(_label(p[0]), _frame_time(p[1]), _frame_time(p[1] + p[2])) for p in word[3]]
         else:
-            spans.append((word[1] / FRAME_RATE, (word[1] + word[2]) / FRAME_RATE))
+            spans.append((_frame_time(word[1]), _frame_time(word[1] + word[2])))
     if spans:
         for ph in recognize_phones(wave):
             for lo, hi in spans:
-                if ph.end > lo and ph.start < hi:
-                    phones.append(Phone(ph.label, max(ph.start, lo), min(ph.end, hi)))
+                start, end = max(ph.start, lo), min(ph.end, hi)
+                if end - start >= _MIN_PIECE:
+                    phones.append(Phone(ph.label, start, end))
     return phones
 
 

@@ -306,24 +306,29 @@ def _face_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_RGB2GRAY).astype(np.float64)
 
 
+INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without its outline and background
+
+
 def sharpness_ratio(frames: np.ndarray, points: np.ndarray, portrait: np.ndarray,
                     portrait_points: np.ndarray, every: int = 5, scale: float = 0.5) -> float:
     """Median over every ``every``-th frame of face Laplacian variance / the portrait's.
 
     ``frames``: (T, H, W, 3) uint8 RGB; ``points``: (T, 68, 2); ``portrait``: (H', W', 3) uint8;
-    ``portrait_points``: (68, 2). Both face crops are resized to ``scale`` × the portrait's face
+    ``portrait_points``: (68, 2). The crops span the inner face (brows to lips, no outline or
+    background, whose edges would swamp the measure). Both face crops are resized to ``scale`` × the portrait's face
     crop size (the same scale) first; the default half scale keeps video-codec noise (H.264 at
     CRF 18 alone costs ~30 % at full scale) from swamping blur. ≥ 0.9: no blur added. NaN
     without faces.
     """
-    box = face_box(portrait_points)
+    box = face_box(portrait_points[INNER_FACE], pad=0.0)
     if box is None:
         return float("nan")
     crop = _face_crop(portrait, box)
     shape = (max(8, int(round(crop.shape[0] * scale))), max(8, int(round(crop.shape[1] * scale))))
     base = laplacian_variance(_resized(crop, shape))
-    ratios = [laplacian_variance(_resized(_face_crop(frames[t], face_box(points[t])), shape)) / base
-              for t in range(0, len(frames), max(1, every)) if face_box(points[t]) is not None]
+    boxes = [(t, face_box(points[t, INNER_FACE], pad=0.0)) for t in range(0, len(frames), max(1, every))]
+    ratios = [laplacian_variance(_resized(_face_crop(frames[t], b), shape)) / base
+              for t, b in boxes if b is not None]
     return float(np.median(ratios)) if ratios and base > 0 else float("nan")
 
 

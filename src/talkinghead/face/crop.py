@@ -69,9 +69,13 @@ def plan_framing(photo: np.ndarray, mesh: np.ndarray, mode: str = "crop",
         return _square(photo, mode, (0.0, 0.0), (photo.shape[1], photo.shape[0]), side, mesh)
     cx, cy, face = face_box(mesh)
     side_px = min(face * CROP_SCALE[mode], photo.shape[0], photo.shape[1])
+    side = _even(size or min(DEFAULT_SIZE, int(side_px)))
+    if size is None and side_px < DEFAULT_SIZE:
+        side_px = float(side)
     x0 = float(np.clip(cx - side_px / 2, 0, photo.shape[1] - side_px))
     y0 = float(np.clip(cy - side_px / 2 - 0.05 * side_px, 0, photo.shape[0] - side_px))
-    side = _even(size or min(DEFAULT_SIZE, int(side_px)))
+    if side_px == side:
+        x0, y0 = float(round(x0)), float(round(y0))
     return _square(photo, mode, (x0, y0), (side_px, side_px), side, mesh)
 
 
