@@ -21,6 +21,8 @@ JAW_PIVOT = np.array([0.0, -0.75, 0.9])   # face frame, IOD: near the jaw joints
 JAW_DROP = 0.45                           # lower-lip drop at jaw_open = 1, IOD
 LIP_THICKNESS = 0.22                      # IOD, seam to the outer lip contour and a bit more
 HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
+LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
+LID_SKIN_REACH = 0.05                     # IOD above the lashes over which lid skin follows a blink
 
 
 def fit_face(mesh: np.ndarray, image_size: tuple[int, int]) -> FaceFit:
@@ -240,11 +242,11 @@ def _blink(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, lower: np.ndar
     proportion to their height so that nothing folds over.
     """
     disp = np.zeros_like(mesh)
-    lid_drop = (mesh[lower] - mesh[upper]) * 0.92
-    lid_drop[[0, -1]] = 0.0
+    gap = mesh[lower] - mesh[upper]
+    gap[[0, -1]] = 0.0
+    lid_drop = gap * (1 - LOWER_LID_RISE)
     disp[upper] = lid_drop
-    disp[lower] = -lid_drop * 0.08
-    disp[upper] += disp[lower] * 0
+    disp[lower] = -gap * LOWER_LID_RISE
     opening_x = mesh[upper, 0]
     top = mesh[upper, 1]
     bottom = mesh[lower, 1]
@@ -254,7 +256,7 @@ def _blink(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, lower: np.ndar
         t, b = np.interp(x, opening_x[order], top[order]), np.interp(x, opening_x[order], bottom[order])
         frac = np.clip((y - t) / max(b - t, 1e-3), 0.0, 1.0)
         drop = np.interp(x, opening_x[order], lid_drop[order, 1])
-        disp[i, 1] = (1 - frac) * drop - frac * drop * 0.08
+        disp[i, 1] = (1 - frac) * drop - frac * drop * LOWER_LID_RISE / (1 - LOWER_LID_RISE)
     _lid_skin_follow(mesh, frame, upper, disp)
     return disp
 
@@ -272,4 +274,4 @@ def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp
         k = int(np.argmin(d))
         above = mesh[j, 1] < lid[k, 1]
         if above:
-            disp[j] = disp[upper[k]] * np.exp(-(d[k] / (0.1 * frame.iod)) ** 2)
+            disp[j] = disp[upper[k]] * np.exp(-(d[k] / (LID_SKIN_REACH * frame.iod)) ** 2)

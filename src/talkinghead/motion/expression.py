@@ -10,7 +10,8 @@ from .coarticulation import mouth_targets
 from .visemes import TARGETS
 
 SPEECH_LEVEL_PCT = 60
-LOUDNESS_SLOPE = 0.035      # jaw gain per dB around the speaker's typical level
+LOUDNESS_SLOPE = 0.035      # jaw gain per dB of phrase loudness around the speaker's level
+LOUDNESS_SMOOTH_S = 0.6     # phrase-level loudness: whisper vs shout, not syllable by syllable
 JAW_GAIN_RANGE = (0.55, 1.3)
 BROW_PER_SEMITONE = 0.08
 
@@ -35,12 +36,16 @@ def expression_track(features: AudioFeatures, channels: tuple[str, ...], fps: fl
 
 
 def _loudness_gain(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
-    """(T,) jaw gain from loudness relative to the speaker's typical speech level."""
+    """(T,) jaw gain from the loudness of the current phrase relative to the speaker's level."""
     loud = frame_values(features.loudness, features.rate, fps, num_frames)
     speech = features.loudness[features.activity > 0.5]
     level = np.percentile(speech, SPEECH_LEVEL_PCT) if speech.size else -30.0
-    gain = 1.0 + LOUDNESS_SLOPE * (loud - level)
-    return gaussian_filter1d(np.clip(gain, *JAW_GAIN_RANGE), 1.0).astype(np.float32)
+    voiced = frame_values(features.activity, features.rate, fps, num_frames) > 0.5
+    sigma = LOUDNESS_SMOOTH_S * fps
+    weight = gaussian_filter1d(voiced.astype(np.float64), sigma)
+    phrase = gaussian_filter1d(np.where(voiced, loud, 0.0), sigma) / np.maximum(weight, 1e-3)
+    gain = 1.0 + LOUDNESS_SLOPE * (np.where(weight > 1e-3, phrase, level) - level)
+    return np.clip(gain, *JAW_GAIN_RANGE).astype(np.float32)
 
 
 def _brow_accents(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
