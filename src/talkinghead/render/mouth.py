@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 SUBPIXEL_BITS = 3
-TEETH_COLOR = np.array([236.0, 226.0, 206.0], dtype=np.float32)
+TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class MouthLook:
 
     @property
     def teeth(self) -> np.ndarray:
-        light = float(np.clip(self.skin.mean() / 175.0, 0.5, 0.95))
-        return (TEETH_COLOR * 0.72 + self.skin * 0.28) * light
+        light = float(np.clip(self.skin.mean() / 160.0, 0.55, 1.0))
+        return (TEETH_COLOR * 0.8 + self.skin * 0.2) * light
 
 
 def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: MouthLook) -> None:
@@ -75,8 +75,8 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
     upper_h = np.minimum(0.07 * look.iod, 0.45 * gap)
     lower_h = np.clip(gap - 0.16 * look.iod, 0, 0.05 * look.iod)
-    upper_teeth = _teeth_band(ys - top, upper_h, across)
-    lower_teeth = _teeth_band(bottom - ys, lower_h, across) * 0.75
+    upper_teeth = _teeth_band(ys - top, upper_h, across, 0.8)
+    lower_teeth = _teeth_band(bottom - ys, lower_h, across, 0.55) * 0.75
     teeth_light = (0.78 + 0.22 * np.clip((ys - top) / np.maximum(upper_h, 1), 0, 1)) * \
         _tooth_gaps(xs - centre, look.iod)[None, :]
     cover = np.clip(upper_teeth + lower_teeth, 0, 1)[..., None]
@@ -84,10 +84,11 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     return picture * (1 - cover) + teeth * cover
 
 
-def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray) -> np.ndarray:
-    """Soft coverage of a teeth row whose edge lies ``dist`` px from the lip, (h, w) in [0, 1]."""
+def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray, reach: float) -> np.ndarray:
+    """Soft coverage of a teeth row whose edge lies ``dist`` px from the lip, (h, w) in [0, 1];
+    ``reach``: how far towards the corners the row shows (share of the half-width)."""
     edge = np.clip((height - dist) / 1.2 + 0.5, 0, 1)
-    return edge * (dist > -1) * np.clip((0.85 - across) / 0.15, 0, 1)
+    return edge * (dist > -1) * np.clip((reach - across) / 0.15, 0, 1)
 
 
 def _tooth_gaps(dx: np.ndarray, iod: float) -> np.ndarray:

@@ -24,21 +24,24 @@ class WarpField:
 
     def __init__(self, points: np.ndarray, width: int, height: int, step: int = 4):
         self.width, self.height, self.step = width, height, step
-        gx = np.arange(0, width + step, step, dtype=np.float32)
-        gy = np.arange(0, height + step, step, dtype=np.float32)
-        self.grid_shape = (len(gy), len(gx))
+        cols, rows = -(-width // step) + 1, -(-height // step) + 1
+        offset = (step - 1) / 2
+        gx = np.arange(cols, dtype=np.float32) * step + offset
+        gy = np.arange(rows, dtype=np.float32) * step + offset
+        self.grid_shape = (rows, cols)
         grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
         self.weights = _barycentric_matrix(points.astype(np.float64), grid)
-        self._grid_x, self._grid_y = np.meshgrid(np.arange(len(gx), dtype=np.float32),
-                                                 np.arange(len(gy), dtype=np.float32))
-        xs = np.arange(width, dtype=np.float32) / step
-        ys = np.arange(height, dtype=np.float32) / step
-        self._up_x, self._up_y = np.meshgrid(xs, ys)
+        self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
+                                                 np.arange(rows, dtype=np.float32))
         self._pix_x, self._pix_y = np.meshgrid(np.arange(width, dtype=np.float32),
                                                np.arange(height, dtype=np.float32))
 
     def backward_maps(self, displacement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P, 2) forward displacements (pixels) → ``map_x, map_y`` (height, width) float32."""
+        """(P, 2) forward displacements (pixels) → ``map_x, map_y`` (height, width) float32.
+
+        Grid node (i, j) sits at pixel (j·step + (step-1)/2, i·step + (step-1)/2), so that an
+        exact step× ``cv2.resize`` lands every node on its pixel.
+        """
         forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
         forward = forward.reshape(*self.grid_shape, 2) / self.step
         back = -forward
@@ -46,14 +49,16 @@ class WarpField:
             at = cv2.remap(forward, self._grid_x + back[..., 0], self._grid_y + back[..., 1],
                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             back = 0.5 * back - 0.5 * at
-        full = cv2.remap(back, self._up_x, self._up_y, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE) * self.step
+        rows, cols = self.grid_shape
+        full = cv2.resize(back * self.step, (cols * self.step, rows * self.step),
+                          interpolation=cv2.INTER_LINEAR)[:self.height, :self.width]
         return self._pix_x + full[..., 0], self._pix_y + full[..., 1]
 
 
 def warp(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
     """Resample an (H, W, 3) uint8 image at the backward maps (bicubic: keeps it sharp)."""
-    return cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    fixed, fraction = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+    return cv2.remap(image, fixed, fraction, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _barycentric_matrix(points: np.ndarray, grid: np.ndarray) -> sparse.csr_matrix:
