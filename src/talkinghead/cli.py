@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_options(demo)
     demo.set_defaults(func=_demo)
     ev = sub.add_parser("eval", help="measure the pipeline on real talking clips (needs [eval])")
-    ev.add_argument("clips", help="folder of talking clips (mp4, mpg, ...)")
+    ev.add_argument("clips", nargs="?", default=None, help="folder of talking clips (mp4, mpg, ...)")
+    ev.add_argument("--synthetic", action="store_true",
+                    help="also score lip closure on synthetic speech with known phone timing")
     ev.add_argument("--json", default="eval.json", help="where to write the results")
     ev.add_argument("--max-seconds", type=float, default=None, help="use only the first N s")
     ev.add_argument("--work-dir", default=None, help="keep generated videos here")
@@ -131,15 +133,23 @@ def _eval(args: argparse.Namespace) -> int:
         from .evaluation.runner import main_eval
     except ImportError as exc:
         raise UserError(f"evaluation needs the eval extra: pip install 'talkinghead[eval]' ({exc})")
+    from .evaluation.synthetic import main_synthetic
     from .pipeline import Pipeline
 
+    if args.clips is None and not args.synthetic:
+        raise UserError("pass a folder of talking clips, --synthetic, or both")
     pipeline = Pipeline(config_from_args(args))
 
     def generate(image: Path, audio: Path, out: Path) -> None:
         pipeline.run(image, audio, out)
 
-    main_eval(Path(args.clips), Path(args.json), generate, args.max_seconds, args.quiet,
-              work_dir=Path(args.work_dir) if args.work_dir else None)
+    out_json = Path(args.json)
+    if args.clips is not None:
+        main_eval(Path(args.clips), out_json, generate, args.max_seconds, args.quiet,
+                  work_dir=Path(args.work_dir) if args.work_dir else None)
+    if args.synthetic:
+        main_synthetic(pipeline.config, out_json.with_name(out_json.stem + "_synthetic.json"),
+                       args.quiet)
     return EXIT_OK
 
 

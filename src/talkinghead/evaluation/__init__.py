@@ -40,13 +40,14 @@ from .runner import (
     main_eval,
     still_video,
 )
+from .synthetic import SyntheticRow, format_synthetic, main_synthetic, synthetic_scores
 
 __all__ = [
-    "AudioSync", "Generate", "Landmarker", "Report", "Row", "Track",
+    "AudioSync", "Generate", "Landmarker", "Report", "Row", "SyntheticRow", "Track",
     "audio_energy", "beat_alignment", "bilabial_scores", "blinks_per_minute", "detect_blinks",
-    "evaluate_clip", "evaluate_clips", "eye_aspect_ratio", "format_markdown", "format_table",
-    "head_motion_ratio", "head_motion_std", "head_pose", "identity_distance", "inter_ocular",
-    "landmark_jitter", "main_eval", "mouth_opening", "pearson", "resample", "sharpness_ratio",
-    "silence_mask", "silence_rest_ratio", "speech_threshold", "still_video", "sync_with_audio",
-    "sync_with_reference",
+    "evaluate_clip", "evaluate_clips", "eye_aspect_ratio", "format_markdown", "format_synthetic",
+    "format_table", "head_motion_ratio", "head_motion_std", "head_pose", "identity_distance",
+    "inter_ocular", "landmark_jitter", "main_eval", "main_synthetic", "mouth_opening", "pearson",
+    "resample", "sharpness_ratio", "silence_mask", "silence_rest_ratio", "speech_threshold",
+    "still_video", "sync_with_audio", "sync_with_reference", "synthetic_scores",
 ]
