@@ -205,11 +205,38 @@ def test_decompression_bomb_refused_before_decoding(tmp_path: Path, side: int) -
     assert time.perf_counter() - started < 1.0
 
 
-def test_ten_thousand_square_image_loads(tmp_path: Path) -> None:
+def test_ten_thousand_square_image_loads_downscaled(tmp_path: Path) -> None:
     Image.new("L", (10_000, 10_000), 200).save(tmp_path / "big.png", compress_level=1)
     pixels = load_image(tmp_path / "big.png").pixels
-    assert pixels.shape == (10_000, 10_000, 3)
-    assert pixels[9_999, 9_999].tolist() == [200, 200, 200]
+    assert pixels.shape == (media.MAX_IMAGE_SIDE, media.MAX_IMAGE_SIDE, 3)
+    assert pixels[-1, -1].tolist() == [200, 200, 200]
+
+
+@pytest.mark.parametrize("mode, fmt", [("RGB", "JPEG"), ("P", "PNG"), ("I;16", "PNG"),
+                                       ("RGBA", "PNG"), ("1", "PNG")])
+def test_large_images_are_downscaled_keeping_aspect_and_content(tmp_path: Path, mode: str,
+                                                                fmt: str) -> None:
+    """Long side capped, aspect kept, left half dark and right half light in every mode."""
+    gray = np.zeros((300, 500), np.uint8)
+    gray[:, 250:] = 255
+    im = Image.fromarray(gray).convert(mode) if mode != "I;16" else \
+        Image.fromarray(gray.astype(np.uint16) * 257)
+    im.save(tmp_path / "wide.img", format=fmt)
+    pixels = load_image(tmp_path / "wide.img", max_side=100).pixels
+    assert pixels.shape == (60, 100, 3)
+    assert pixels[:, :45].max() < 40 and pixels[:, 55:].min() > 215
+
+
+def test_large_exif_rotated_jpeg_is_downscaled_upright(tmp_path: Path) -> None:
+    stored = np.zeros((200, 400, 3), np.uint8)
+    stored[:, :200] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: the red left half ends up on top
+    Image.fromarray(stored).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    pixels = load_image(tmp_path / "r.jpg", max_side=100).pixels
+    assert pixels.shape == (100, 50, 3)
+    np.testing.assert_allclose(pixels[10, 25], [255, 0, 0], atol=30)
+    np.testing.assert_allclose(pixels[90, 25], [0, 0, 0], atol=30)
 
 
 # --------------------------------------------------------------------------------------------

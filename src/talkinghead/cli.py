@@ -1,41 +1,112 @@
-"""Command line: ``talkinghead generate | demo | eval``. Thin: flags map onto Config."""
+"""Command line: ``talkinghead generate | demo | eval | batch | serve``, thin over Config."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
-from .config import Config, FaceConfig, MotionConfig, NUM_POSE_STYLES, VideoConfig
-from .errors import TalkingHeadError, UserError
+from .config import EMOTIONS, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES, VideoConfig
+from .errors import UserError
 from .face.crop import MODES
 
-EXIT_OK, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad input, 3 internal error, 130 Ctrl-C)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit code: 0 ok, 2 bad input or usage, 3 internal error,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Never lets a traceback reach the user."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2); argparse printed the message
+        return exc.code if isinstance(exc.code, int) else EXIT_USER
     _quiet_native_logs()
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
-                        format="talkinghead: %(message)s")
+    _log_to_stderr(logging.ERROR if args.quiet else logging.WARNING)
+    with _sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command and turn every exception into a message and an exit code."""
     try:
         return args.func(args)
     except UserError as exc:
         print(f"talkinghead: error: {exc}", file=sys.stderr)
         return EXIT_USER
-    except ValueError as exc:
-        print(f"talkinghead: error: {exc}", file=sys.stderr)
-        return EXIT_USER
+    except _Terminated:
+        print("talkinghead: terminated; no output written", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("talkinghead: interrupted; no output written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except TalkingHeadError as exc:
-        print(f"talkinghead: internal error: {exc}", file=sys.stderr)
+    except MemoryError:
+        print("talkinghead: internal error: out of memory. Try a smaller photo or shorter audio, "
+              "or close other programs.", file=sys.stderr)
         return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Report an unexpected exception (a bug) in one paragraph; the traceback only on request."""
+    if os.environ.get("TALKINGHEAD_DEBUG"):
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    print(f"talkinghead: internal error: {detail}\n"
+          "This is a bug in talkinghead, not a problem with your files. Please report it with the "
+          "command you ran (set TALKINGHEAD_DEBUG=1 to print the traceback). No output was "
+          "written.", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``with`` block (the video writer) cleans up."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises ``_Terminated`` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment (tests and servers swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _log_to_stderr(level: int) -> None:
+    """Route talkinghead's warnings (several faces, fallbacks) to stderr, once per process."""
+    logger = logging.getLogger("talkinghead")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("talkinghead: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,8 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="animate a portrait with a speech recording")
     gen.add_argument("--image", required=True, help="portrait photo (any format Pillow reads)")
-    gen.add_argument("--audio", required=True, help="speech (any format ffmpeg reads, or a video)")
+    gen.add_argument("--audio", default=None,
+                     help="speech (any format ffmpeg reads, or a video); not needed with --idle")
     gen.add_argument("-o", "--output", required=True, help="output .mp4")
+    gen.add_argument("--idle", type=float, default=None, metavar="SECONDS",
+                     help="animate without audio for SECONDS (breathing, blinks, small head motion)")
+    gen.add_argument("--motion", default=None, metavar="FILE",
+                     help="render the motion in FILE (.json/.npz from --export-motion) instead "
+                          "of motion from the audio; the video lasts as long as the motion")
     _add_options(gen)
     gen.set_defaults(func=_generate)
     demo = sub.add_parser("demo", help="animate a bundled portrait with synthesized speech")
@@ -60,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--work-dir", default=None, help="keep generated videos here")
     _add_options(ev)
     ev.set_defaults(func=_eval)
+    from .batch import add_batch_command
+    from .stream import add_stream_command
+    from .server.command import add_serve_command
+
+    add_batch_command(sub, _add_options)
+    add_stream_command(sub, _add_options)
+    add_serve_command(sub)
     return p
 
 
@@ -68,9 +152,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preprocess", choices=MODES, default=d_face.preprocess,
                    help="crop: face square; extcrop: larger square; resize: whole photo squashed "
                         "to a square; full/extfull: whole photo at its own resolution")
-    p.add_argument("--size", type=int, default=d_face.size,
+    p.add_argument("--size", type=_side, default=d_face.size,
                    help="output side for square modes (default 512, or the face crop's own size)")
-    p.add_argument("--face-index", type=int, default=d_face.face_index,
+    p.add_argument("--face-index", type=_index, default=d_face.face_index,
                    help="which face to animate when there are several (0 = largest)")
     p.add_argument("--fps", type=float, default=d_video.fps)
     p.add_argument("--still", action="store_true", help="keep the photo's head pose")
@@ -80,18 +164,58 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help=f"head-motion style 0..{NUM_POSE_STYLES - 1}")
     p.add_argument("--seed", type=int, default=0, help="same inputs and seed → same video")
     p.add_argument("--no-blink", action="store_true", help="no generated blinks")
+    for axis in ("yaw", "pitch", "roll"):
+        p.add_argument(f"--{axis}", type=float, nargs="+", default=(), metavar="DEG",
+                       help=f"free view: {axis} in degrees, several values are interpolated "
+                            "evenly over the video (added to the head motion; alone with --still)")
+    p.add_argument("--emotion", choices=EMOTIONS, default=d_motion.emotion,
+                   help="emotion layered on speech")
+    p.add_argument("--emotion-strength", type=float, default=d_motion.emotion_strength,
+                   help="0..2 (default 1)")
+    p.add_argument("--ref-pose", default=None, metavar="VIDEO",
+                   help="copy head motion from VIDEO (relative to its first frame, looped)")
+    p.add_argument("--ref-blink", default=None, metavar="VIDEO",
+                   help="copy the eyelids (only) from VIDEO, looped")
+    p.add_argument("--export-motion", default=None, metavar="FILE",
+                   help="also write the per-frame motion to FILE (.json or .npz)")
     p.add_argument("--transcript", default=None,
                    help="the words spoken (text or a .txt file): better timing by forced alignment")
     p.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
 
 
+def _side(text: str) -> int:
+    """argparse type of ``--size``: an even-able pixel count within 16..4096."""
+    value = int(text)
+    if not 16 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be within 16..4096 pixels, got {value}")
+    return value
+
+
+def _index(text: str) -> int:
+    """argparse type of ``--face-index``: 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (the largest face) or more, got {value}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Config for parsed command-line options."""
+    """Config for parsed command-line options; ``UserError`` for a value out of range."""
+    try:
+        return _config(args)
+    except ValueError as exc:  # the configs' own range checks
+        raise UserError(f"{exc}. See talkinghead generate --help.") from exc
+
+
+def _config(args: argparse.Namespace) -> Config:
     return Config(
         face=FaceConfig(preprocess=args.preprocess, size=args.size, face_index=args.face_index),
         motion=MotionConfig(expression_scale=args.expression_scale,
                             head_motion_scale=args.head_motion_scale, pose_style=args.pose_style,
-                            still=args.still, blink=not args.no_blink),
+                            still=args.still, blink=not args.no_blink, yaw=tuple(args.yaw),
+                            pitch=tuple(args.pitch), roll=tuple(args.roll), emotion=args.emotion,
+                            emotion_strength=args.emotion_strength, ref_pose=args.ref_pose,
+                            ref_blink=args.ref_blink),
         video=VideoConfig(fps=args.fps),
         seed=args.seed,
         transcript=_transcript(args.transcript),
@@ -105,12 +229,56 @@ def _transcript(value: str | None) -> str | None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from .media import check_output_path, load_image
+    from .motion.io import load_motion
     from .pipeline import Pipeline
 
-    progress = None if args.quiet else ProgressBar("rendering")
-    result = Pipeline(config_from_args(args)).run(args.image, args.audio, args.output, progress)
+    pipeline = Pipeline(config_from_args(args))
+    motion = load_motion(args.motion) if args.motion else None
+    inputs = [p for p in (args.image, args.audio, args.motion) if p]
+    out = check_output_path(args.output, inputs)
+    speech, phones = _speech(args, motion)
+    result = _animate(args, pipeline, load_image(args.image), speech, out, motion, phones)
     _report(args, result)
     return EXIT_OK
+
+
+def _speech(args: argparse.Namespace, motion):
+    """The waveform to animate and mux, and known phones: the --audio file, or silence for
+    --idle SECONDS or for the length of a --motion file."""
+    import numpy as np
+
+    from .media import load_audio
+    from .types import Phone, Waveform
+
+    if args.idle is not None and args.audio:
+        raise UserError("use either --audio or --idle, not both")
+    if args.audio:
+        return load_audio(args.audio), None
+    if args.idle is not None and not 0 < args.idle <= 3600:
+        raise UserError(f"--idle takes 0 < SECONDS <= 3600, got {args.idle:g}")
+    seconds = args.idle if args.idle is not None else (motion.num_frames / motion.fps if motion else 0)
+    if seconds <= 0:
+        raise UserError("give --audio (speech to animate), --idle SECONDS or --motion FILE")
+    rate = 16000
+    return Waveform(np.zeros(int(round(seconds * rate)), np.float32), rate), \
+        (Phone("SIL", 0.0, seconds),)
+
+
+def _animate(args: argparse.Namespace, pipeline, portrait, speech, out, motion=None, phones=None):
+    """Prepare, write the motion file if asked (before rendering), render and encode."""
+    from .pipeline import Timings
+
+    if args.export_motion:
+        from .motion.io import check_motion_path, save_motion
+
+        check_motion_path(args.export_motion)
+    progress = None if args.quiet else ProgressBar("rendering")
+    timings = Timings()
+    prepared = pipeline.prepare(portrait, speech, timings, motion, phones)
+    if args.export_motion:
+        save_motion(prepared.motion, args.export_motion)
+    return pipeline.write(prepared, speech, out, timings, progress)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -119,11 +287,12 @@ def _demo(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
     from .samples import demo_portrait_path
 
+    from .media import check_output_path
+
     speech = synthesize(demo_sentence())
     portrait = load_image(demo_portrait_path())
-    progress = None if args.quiet else ProgressBar("rendering")
-    result = Pipeline(config_from_args(args)).animate(portrait, speech.waveform, args.output,
-                                                      progress, phones=speech.phones)
+    result = _animate(args, Pipeline(config_from_args(args)), portrait, speech.waveform,
+                      check_output_path(args.output), phones=speech.phones)
     _report(args, result)
     return EXIT_OK
 

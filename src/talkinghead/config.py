@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NUM_POSE_STYLES = 46
+EMOTIONS = ("neutral", "happy", "sad", "surprised", "angry")
+MAX_FREE_VIEW_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -21,19 +23,37 @@ class FaceConfig:
 class MotionConfig:
     """``expression_scale`` multiplies lip and face motion; ``head_motion_scale`` head motion;
     ``pose_style`` picks one of 46 head-motion styles; ``still`` keeps the source head pose;
-    ``blink`` turns generated blinks on or off."""
+    ``blink`` turns generated blinks on or off. ``yaw``, ``pitch``, ``roll``: free view, degrees
+    interpolated evenly over the video (one value: constant), added to the generated pose (or
+    the whole pose with ``still``). ``emotion`` (one of EMOTIONS) at ``emotion_strength`` 0..2
+    is layered on speech. ``ref_pose`` / ``ref_blink``: videos whose head motion (relative to
+    their first frame) / eyelids are copied, looped when short."""
 
     expression_scale: float = 1.0
     head_motion_scale: float = 1.0
     pose_style: int = 0
     still: bool = False
     blink: bool = True
+    yaw: tuple[float, ...] = ()
+    pitch: tuple[float, ...] = ()
+    roll: tuple[float, ...] = ()
+    emotion: str = "neutral"
+    emotion_strength: float = 1.0
+    ref_pose: str | None = None
+    ref_blink: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.pose_style < NUM_POSE_STYLES:
             raise ValueError(f"pose style must be 0..{NUM_POSE_STYLES - 1}, got {self.pose_style}")
         if self.expression_scale < 0 or self.head_motion_scale < 0:
             raise ValueError("expression and head-motion scales must be >= 0")
+        if self.emotion not in EMOTIONS:
+            raise ValueError(f"emotion must be one of {', '.join(EMOTIONS)}, got {self.emotion!r}")
+        if not 0 <= self.emotion_strength <= 2:
+            raise ValueError(f"emotion strength must be within 0..2, got {self.emotion_strength}")
+        for name in ("yaw", "pitch", "roll"):
+            if any(abs(v) > MAX_FREE_VIEW_DEG for v in getattr(self, name)):
+                raise ValueError(f"--{name} angles must lie within ±{MAX_FREE_VIEW_DEG:g} degrees")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Errors a user can act on. Each message says what went wrong and what to do.
 
-Exit codes (cli): 0 success, 2 bad input or usage (a ``UserError``), 3 internal error.
+Exit codes (cli): 0 success, 2 bad input or usage (a ``UserError``), 3 internal error (any other
+exception: a bug, reported with a request to file it), 130 interrupted, 143 terminated.
 """
 from __future__ import annotations
 

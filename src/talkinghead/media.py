@@ -7,9 +7,12 @@ whose message says what to do. Mistakes of the calling code (odd frame sizes, wr
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import math
 import os
+import re
 import secrets
 import warnings
 from collections.abc import Iterable, Iterator
@@ -22,7 +25,7 @@ from typing import NoReturn
 import av
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from talkinghead.errors import AudioError, ImageError, OutputError
 from talkinghead.types import Portrait, Waveform
@@ -31,6 +34,17 @@ PathLike = str | os.PathLike
 
 MAX_IMAGE_PIXELS = 150_000_000
 """Photos with more pixels than this are refused before their pixels are decoded."""
+
+MAX_IMAGE_SIDE = 4096
+"""Photos whose long side exceeds this many pixels are downscaled while loading: nothing downstream
+uses more (``full`` mode renders at most 1920 px), and it bounds memory. JPEGs are decoded at a
+reduced scale directly (libjpeg DCT scaling), so a 10,000 px JPEG never exists at full size."""
+
+MAX_AUDIO_SECONDS = 2 * 3600
+"""Longer recordings are refused while decoding (memory: 16 kHz float32 is 230 MB per hour)."""
+
+AUDIO_RATES_HZ = (1000, 768_000)
+"""Sample rates a real recording can have; anything outside marks a corrupt header."""
 
 AUDIO_TRACK_RATE = 48_000
 """Hz of the AAC track that ``VideoWriter`` muxes, whatever the rate of the waveform."""
@@ -63,23 +77,28 @@ def _existing_file(path: PathLike, what: str, error: type[Exception]) -> Path:
 # images
 
 
-def load_image(path: PathLike) -> Portrait:
+def load_image(path: PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> Portrait:
     """Decode any Pillow-readable photo into (H, W, 3) uint8 RGB, EXIF orientation applied.
 
     Transparent pixels are composited over white; 16-bit images are scaled (not clipped) to 8 bits.
-    Raises ``ImageError`` for a missing, empty, non-image, truncated, corrupt or too-large file.
+    A photo longer than ``max_side`` pixels is downscaled (antialiased) so that its long side is
+    ``max_side``; None keeps every pixel. Raises ``ImageError`` for a missing, empty, non-image,
+    truncated, corrupt or too-large file.
     """
     p = _existing_file(path, "image", ImageError)
     try:
         with warnings.catch_warnings():
             # Pillow warns from ~89 Mpx on; our own, higher limit is checked below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Damaged metadata (EXIF, TIFF tags) makes Pillow warn and go on; the pixels decide.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with Image.open(p) as im:
                 _refuse_huge(im.size, p)
+                _draft(im, max_side)
                 im.load()
-                upright = _upright(im)
+                upright = _upright(_shrunk(im, max_side))
     except Image.DecompressionBombError as exc:
-        raise ImageError(_too_large_message(p, str(exc))) from exc
+        raise ImageError(_too_large_message(p, _bomb_detail(exc))) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(
             f"{p} is not an image that can be read (unknown or unsupported format). "
@@ -100,11 +119,47 @@ def _refuse_huge(size: tuple[int, int], path: Path) -> None:
         raise ImageError(_too_large_message(path, f"{width}x{height} = {width * height:,} pixels"))
 
 
+def _bomb_detail(exc: Image.DecompressionBombError) -> str:
+    """'N pixels' from Pillow's own decompression-bomb message, else the message itself."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)):,} pixels" if found else str(exc)
+
+
 def _too_large_message(path: Path, detail: str) -> str:
     return (
         f"the image {path} is too large ({detail}; the limit is {MAX_IMAGE_PIXELS:,} pixels). "
         "Downscale it, e.g. to 4000 pixels on the long side, and try again."
     )
+
+
+def _draft(im: Image.Image, max_side: int | None) -> None:
+    """Ask a JPEG decoder for a 1/2, 1/4 or 1/8 scale that still has ``max_side`` on the long side."""
+    if max_side is None or not isinstance(im, JpegImagePlugin.JpegImageFile):
+        return
+    scale = max_side / max(im.size)
+    if scale < 1:
+        im.draft(None, (math.ceil(im.width * scale), math.ceil(im.height * scale)))
+
+
+def _shrunk(im: Image.Image, max_side: int | None) -> Image.Image:
+    """``im`` downscaled to ``max_side`` pixels on its long side; ``im`` itself when small enough.
+
+    Palette and bilevel images are converted first, so that they are filtered, not subsampled.
+    """
+    if max_side is None or max(im.size) <= max_side:
+        return im
+    if im.mode in ("1", "P", "PA"):
+        im = im.convert(_palette_target(im))
+    scale = max_side / max(im.size)
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _palette_target(im: Image.Image) -> str:
+    """The mode a palette or bilevel image becomes before resampling: RGBA, RGB or L."""
+    if im.mode == "PA" or "transparency" in im.info:
+        return "RGBA"
+    return "L" if im.mode == "1" else "RGB"
 
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -176,13 +231,22 @@ def load_audio(path: PathLike, sample_rate: int = 16000) -> Waveform:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise AudioError(
-            f"cannot decode the audio file {p} ({exc}). It may be corrupt or in a format ffmpeg "
-            "does not read; convert it to WAV or MP3 and try again."
+            f"cannot decode the audio file {p} ({_reason(exc)}). It may be corrupt or in a format "
+            "ffmpeg does not read; convert it to WAV or MP3 and try again."
         ) from exc
     if samples.size == 0:
         raise AudioError(f"no audio samples could be decoded from {p}; the recording is empty.")
+    # Float files can hold NaN or infinities (a broken recorder, a damaged file): make them silence
+    # or full scale, so that neither the analysis nor the AAC encoder sees them.
+    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     np.clip(samples, -1.0, 1.0, out=samples)
     return Waveform(samples=samples, sample_rate=int(sample_rate))
+
+
+def _reason(exc: BaseException) -> str:
+    """The human part of a decoding error: ffmpeg's text without its errno and file name."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return str(text).rstrip(".")
 
 
 def _first_audio_stream(container: av.container.InputContainer, path: Path) -> av.AudioStream:
@@ -191,7 +255,26 @@ def _first_audio_stream(container: av.container.InputContainer, path: Path) -> a
             f"the file {path} has no audio track. Give a speech recording (WAV, MP3, M4A...) "
             "or a video that has sound."
         )
-    return container.streams.audio[0]
+    stream = container.streams.audio[0]
+    if stream.codec_context is None:
+        raise AudioError(
+            f"the audio in {path} is in a codec ffmpeg cannot decode, or the file is corrupt. "
+            "Convert it to WAV or MP3 and try again."
+        )
+    rate = stream.codec_context.sample_rate or stream.rate or 0
+    if not AUDIO_RATES_HZ[0] <= rate <= AUDIO_RATES_HZ[1]:
+        raise AudioError(
+            f"the audio file {path} claims a sample rate of {rate:,} Hz, which no recording has "
+            "(8,000 to 192,000 Hz is usual); its header is probably corrupt. Re-export it as WAV."
+        )
+    return stream
+
+
+def _hours(seconds: float) -> str:
+    """'2 hours', '1 hour' or '90 s'."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} hour{'s' if seconds > 3600 else ''}"
+    return f"{seconds:g} s"
 
 
 def _decode_mono(
@@ -203,8 +286,15 @@ def _decode_mono(
         format="flt", layout="mono", rate=sample_rate, options={"rematrix_maxval": "1.0"}
     )
     chunks: list[np.ndarray] = []
+    limit, total = MAX_AUDIO_SECONDS * sample_rate, 0
     for frame in container.decode(stream):
         chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        total += frame.samples * sample_rate / max(frame.sample_rate or sample_rate, 1)
+        if total > limit:
+            raise AudioError(
+                f"the recording is longer than {_hours(MAX_AUDIO_SECONDS)}, the most one video "
+                "may last; split it into shorter parts and make one video from each."
+            )
     chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
     if not chunks:
         return np.zeros(0, dtype=np.float32)
@@ -229,6 +319,9 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
         raise OutputError(f"the output's parent {folder} is not a folder. Choose another path.")
     if out.is_dir():
         raise OutputError(f"the output path {out} is a folder; give a file name like out.mp4.")
+    if _read_only(folder):
+        raise OutputError(f"the output folder {folder} is on a read-only file system. "
+                          "Choose another output folder.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"no permission to write in {folder}. Choose another output folder.")
     for source in inputs:
@@ -238,6 +331,14 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
                 "input. Choose another output name."
             )
     return out
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system mounted read-only (where it can be told)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -263,9 +364,10 @@ class VideoWriter:
 
     Use as a context manager. Each ``write`` encodes its frame at once, and the audio is encoded
     in step with the video clock, so memory does not grow with the length of the video. The file
-    is written to a hidden temporary file beside ``path`` and moved onto ``path`` only when the
-    ``with`` block ends without an exception; otherwise the temporary file is deleted and any file
-    already at ``path`` is left untouched. On close the audio is trimmed or padded with silence to
+    is written to a hidden temporary file beside ``path`` (``temp_name``) and moved onto ``path``
+    only when the ``with`` block ends without an exception; otherwise the temporary file is
+    deleted and any file already at ``path`` is left untouched. Temporary files of the same
+    ``path`` left by killed processes are removed when the next writer starts. On close the audio is trimmed or padded with silence to
     last exactly ``frames / fps`` seconds. The AAC track is always 48 kHz mono at 128 kb/s.
 
     ``width`` and ``height`` must be even (see ``even_size``); ``ValueError`` otherwise.
@@ -379,10 +481,53 @@ def _check_video_params(width: int, height: int, fps: float, crf: int) -> None:
         raise ValueError(f"crf must be in 0..51, got {crf}")
 
 
+def temp_name(path: Path, pid: int, token: str) -> Path:
+    """The hidden temporary file a process writes before it becomes ``path``:
+    ``.NAME.tmp-PID-TOKEN.mp4`` beside it. The process id lets a later run recognise debris."""
+    return path.with_name(f".{path.name}.tmp-{pid}-{token}.mp4")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temporary files of ``path`` left by processes that no longer run (killed, crashed).
+
+    Files of a live process (another run writing the same output) are kept. Returns the removed.
+    """
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp-*.mp4"):
+        pid = _temp_owner(tmp, path)
+        if pid is not None and not _process_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _temp_owner(tmp: Path, path: Path) -> int | None:
+    """The process id in a temporary file's name, or None if the name is not one of ours."""
+    middle = tmp.name[len(f".{path.name}.tmp-"):-len(".mp4")]
+    pid, _, token = middle.partition("-")
+    return int(pid) if pid.isdigit() and token else None
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours or another user's)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _reserve_temp(path: Path) -> Path:
-    """Create (exclusively) and return a hidden temporary file in ``path``'s folder."""
+    """Create (exclusively) and return a hidden temporary file in ``path``'s folder, after
+    removing the debris of earlier runs that were killed before they could clean up."""
+    remove_stale_temps(path)
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}.mp4")
+        tmp = temp_name(path, os.getpid(), secrets.token_hex(4))
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

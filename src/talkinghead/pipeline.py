@@ -15,9 +15,12 @@ from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face
 from .face.model import fit_face
 from .media import VideoWriter, check_output_path, load_audio, load_image
+from .face.tracking import track_video
+from .motion.io import conform_channels, retime
 from .motion.track import make_motion
+from .render.prefetch import Prefetch
 from .render.renderer import Renderer
-from .types import AudioFeatures, FaceFit, MotionTrack, Phone, Portrait, Waveform
+from .types import AudioFeatures, FaceFit, MotionTrack, Phone, Portrait, ReferenceMotion, Waveform
 
 Progress = Callable[[int, int], None]
 
@@ -84,9 +87,20 @@ class Pipeline:
             timings.phones += time.perf_counter() - t
             # 3. motion: expression, head pose and blinks per frame
             t = time.perf_counter()
-            motion = make_motion(features, fit.channels, cfg.video.fps, cfg.motion, cfg.seed)
+            motion = make_motion(features, fit.channels, cfg.video.fps, cfg.motion, cfg.seed,
+                                 *self.references())
             timings.motion += time.perf_counter() - t
+        else:
+            motion = retime(conform_channels(motion, fit.channels), cfg.video.fps)
         return Prepared(framing, fit, motion, num_faces)
+
+    def references(self) -> tuple[ReferenceMotion | None, ReferenceMotion | None]:
+        """Head pose and eyelids tracked on the ``--ref-pose`` / ``--ref-blink`` videos."""
+        m = self.config.motion
+        pose = track_video(m.ref_pose) if m.ref_pose else None
+        blink = pose if m.ref_blink and m.ref_blink == m.ref_pose else \
+            (track_video(m.ref_blink) if m.ref_blink else None)
+        return pose, blink
 
     def hear(self, speech: Waveform, phones: tuple[Phone, ...] | None = None) -> AudioFeatures:
         """Timed phones (given, aligned to the transcript, or recognized) and prosody."""
@@ -122,19 +136,19 @@ class Pipeline:
 
     def write(self, prepared: Prepared, speech: Waveform, output: Path, timings: Timings,
               progress: Progress | None = None) -> Result:
-        """Step 5: stream the rendered frames and the speech into an mp4."""
+        """Step 5: stream the rendered frames and the speech into an mp4. Frames are rendered
+        in a background thread while this one encodes (``timings.render`` and ``.encode`` are
+        each thread's busy time; they overlap)."""
         h, w = prepared.framing.image.shape[:2]
         total = prepared.motion.num_frames
-        frames = self.frames(prepared)
         video = self.config.video
-        with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer:
-            for i in range(total):
+        with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer, \
+                Prefetch(self.frames(prepared)) as frames:
+            for i, frame in enumerate(frames):
                 t = time.perf_counter()
-                frame = next(frames)
-                t2 = time.perf_counter()
                 writer.write(frame)
-                timings.render += t2 - t
-                timings.encode += time.perf_counter() - t2
+                timings.encode += time.perf_counter() - t
                 if progress:
                     progress(i + 1, total)
+        timings.render += frames.busy
         return Result(Path(output), total, video.fps, w, h, prepared.num_faces, timings)

@@ -106,3 +106,22 @@ class MotionTrack:
     @property
     def num_frames(self) -> int:
         return int(self.expression.shape[0])
+
+
+@dataclass(frozen=True)
+class ReferenceMotion:
+    """Head pose and eyelids measured on a reference video, at its own ``fps``.
+
+    ``pose``: (S, 6) float32, pitch, yaw, roll in radians and x, y, z in inter-ocular distances,
+    relative to the video's first frame, in the MotionTrack convention. ``openness``: (S,)
+    float32, eye opening (lid gap / eye width, both eyes averaged). Frames without a face are
+    filled from their neighbours.
+    """
+
+    fps: float
+    pose: np.ndarray
+    openness: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pose.shape[0])

@@ -5,7 +5,9 @@ product's (MediaPipe) blind spots. Point indices follow the iBUG 68-point scheme
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import cv2
@@ -62,14 +64,22 @@ def _load_dlib() -> Any:
     return dlib
 
 
+MODEL_FILES = ("shape_predictor_68_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+
+
 def _model_paths() -> tuple[str, str]:
-    """Paths of the 68-point shape predictor and the face-recognition ResNet."""
-    try:
-        import face_recognition_models as models
-    except ImportError as exc:
+    """Paths of the 68-point shape predictor and the face-recognition ResNet.
+
+    Found beside the installed ``face_recognition_models`` package without importing it: its
+    ``__init__`` needs ``pkg_resources``, which setuptools ≥ 81 no longer ships.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    paths = [Path(folders[0]) / "models" / name for name in MODEL_FILES] if folders else []
+    if not paths or not all(path.is_file() for path in paths):
         raise UserError("The evaluation needs face-recognition-models: "
-                        "pip install 'talkinghead[eval]'.") from exc
-    return models.pose_predictor_model_location(), models.face_recognition_model_location()
+                        "pip install 'talkinghead[eval]'.")
+    return str(paths[0]), str(paths[1])
 
 
 class Landmarker:

@@ -10,6 +10,10 @@ vowels. The product pipeline animates the demo portrait with each one, once per 
 The independent dlib ``Landmarker`` measures the mouth opening m_t of the written mp4, and
 ``metrics.bilabial_scores`` scores it against the TRUE eSpeak phones whatever the source:
 the share of /p b m/ during which the lips close, and of open vowels during which they open.
+
+eSpeak's stops are short (/p/, /b/: 30–50 ms), so a phone often holds a single frame instant
+k / fps, and a closure one frame early counts as missed. The score is strict by design; see
+``missed`` in each row for which phones it was.
 """
 from __future__ import annotations
 
@@ -17,9 +21,9 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -72,7 +76,7 @@ def mouth_series(video_path: Path, landmarker: Landmarker, fps: float) -> np.nda
     video = read_video(Path(video_path))
     track = landmarker.track(video.frames)
     end = float(video.times[-1]) + 1.0 / video.fps
-    grid = np.arange(max(1, int(math.floor(end * fps + 1e-6)))) / fps
+    grid = np.arange(max(1, math.floor(end * fps + 1e-6))) / fps
     return M.mouth_opening(M.resample(track.points, video.times, grid))
 
 

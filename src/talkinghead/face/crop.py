@@ -6,12 +6,13 @@ its own resolution; only a window around the face, smaller or larger, is animate
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from . import regions as R
+from .matte import person_matte
 
 MODES = ("crop", "extcrop", "resize", "full", "extfull")
 CROP_SCALE = {"crop": 1.75, "extcrop": 2.6}
@@ -26,7 +27,9 @@ class Framing:
 
     ``image``: (H, W, 3) uint8, H and W even. ``scale``: (sx, sy) and ``offset``: (ox, oy) map
     photo pixels to working pixels: p' = (p - offset) · scale. ``roi``: (x0, y0, x1, y1) working
-    pixels, the window that is warped; outside it every frame equals ``image``.
+    pixels, the window that is warped; outside it every frame equals ``image``. ``matte``:
+    (y1 - y0, x1 - x0) float32 in [0, 1], person probability over the window (None: unknown,
+    the whole window may move).
     """
 
     mode: str
@@ -34,6 +37,7 @@ class Framing:
     scale: tuple[float, float]
     offset: tuple[float, float]
     roi: tuple[int, int, int, int]
+    matte: np.ndarray | None = None
 
     def map_points(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) photo-pixel points → working pixels (z scaled by the mean scale)."""
@@ -54,12 +58,21 @@ def face_box(mesh: np.ndarray) -> tuple[float, float, float]:
 
 
 def plan_framing(photo: np.ndarray, mesh: np.ndarray, mode: str = "crop",
-                 size: int | None = None) -> Framing:
+                 size: int | None = None, matte: bool = True) -> Framing:
     """Framing of a (H, W, 3) photo around its (478, 3) mesh for one crop ``mode``.
 
     ``size``: output side for the square modes (default 512, or the crop's own pixel size when
     smaller, so a small face is never upscaled unasked); ignored by ``full``/``extfull``.
+    ``matte``: segment the person in the animated window (see ``Framing.matte``).
     """
+    framing = _frame(photo, mesh, mode, size)
+    if not matte:
+        return framing
+    x0, y0, x1, y1 = framing.roi
+    return replace(framing, matte=person_matte(framing.image[y0:y1, x0:x1]))
+
+
+def _frame(photo: np.ndarray, mesh: np.ndarray, mode: str, size: int | None) -> Framing:
     if mode not in MODES:
         raise ValueError(f"unknown crop mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode in ("full", "extfull"):

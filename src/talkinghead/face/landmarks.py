@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 DETECT_MAX_SIDE = 1280
 MESH_CROP_SIDE = 640
-MIN_FACE_PX = 24
+MIN_FACE_PX = 48
+"""Faces narrower than this (pixels) are refused: the mesh is unreliable there and the crop
+(never upscaled) would be a thumbnail."""
+_NO_FACE = ("no face found in the image: use a photo with one clearly visible, roughly frontal "
+            f"face at least {MIN_FACE_PX} px wide (eyes and mouth visible)")
 
 
 @dataclass(frozen=True)
@@ -96,19 +100,20 @@ def find_face(pixels: np.ndarray, face_index: int = 0) -> tuple[np.ndarray, int]
     Raises ``NoFaceError`` when no face is found or the face is too small to animate.
     """
     boxes = detect_faces(pixels)
+    if boxes and face_index >= len(boxes):
+        raise NoFaceError(f"--face-index {face_index} asked for, but only {len(boxes)} face(s) "
+                          f"were found; choose 0..{len(boxes) - 1} (0 is the largest)")
     if len(boxes) > 1:
         log.warning("found %d faces; animating face %d (largest first; choose with --face-index)",
                     len(boxes), face_index)
-    if face_index >= max(len(boxes), 1):
-        raise NoFaceError(f"--face-index {face_index} asked for, but only {len(boxes)} face(s) found")
     box = boxes[face_index] if boxes else None
     if box is not None and max(box.w, box.h) < MIN_FACE_PX:
         raise NoFaceError(f"the face is only {max(box.w, box.h):.0f} px wide; use a photo where "
-                          f"the face is at least {MIN_FACE_PX} px (ideally 256 px or more)")
-    mesh = face_mesh(pixels, box)
+                          f"the face is at least {MIN_FACE_PX} px wide (ideally 256 px or more), "
+                          "or crop the photo closer around the face")
+    mesh = face_mesh(pixels, box) if box is not None or face_index == 0 else None
     if mesh is None:
-        raise NoFaceError("no face found in the image: use a photo with one clearly visible, "
-                          "roughly frontal face (eyes and mouth visible)")
+        raise NoFaceError(_NO_FACE)
     return mesh, len(boxes)
 
 

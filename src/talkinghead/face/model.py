@@ -22,7 +22,7 @@ JAW_DROP = 0.45                           # lower-lip drop at jaw_open = 1, IOD
 LIP_THICKNESS = 0.22                      # IOD, seam to the outer lip contour and a bit more
 HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
 LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
-LID_SKIN_REACH = 0.05                     # IOD above the lashes over which lid skin follows a blink
+LID_SKIN_REACH = 0.12                     # IOD above the lashes over which lid skin follows a blink
 
 
 def fit_face(mesh: np.ndarray, image_size: tuple[int, int]) -> FaceFit:

@@ -15,8 +15,10 @@ DURATION_S = (0.16, 0.32)
 CLOSE_SHARE = 0.35
 
 
-def blink_times(rng: np.random.Generator, duration_s: float) -> list[tuple[float, float]]:
-    """(start, length) of each blink in seconds within ``duration_s``."""
+def blink_times(rng: np.random.Generator, duration_s: float,
+                rate_gain: float = 1.0) -> list[tuple[float, float]]:
+    """(start, length) of each blink in seconds within ``duration_s``; ``rate_gain``
+    multiplies the blink rate."""
     blinks: list[tuple[float, float]] = []
     t = float(rng.uniform(0.5, 2.5))
     while t < duration_s:
@@ -26,15 +28,16 @@ def blink_times(rng: np.random.Generator, duration_s: float) -> list[tuple[float
             t2 = t + length + float(rng.uniform(0.1, 0.3))
             blinks.append((t2, float(rng.uniform(*DURATION_S))))
             t = t2
-        t += max(MIN_INTERVAL_S, float(rng.gamma(SHAPE, MEAN_INTERVAL_S / SHAPE)))
+        t += max(MIN_INTERVAL_S, float(rng.gamma(SHAPE, MEAN_INTERVAL_S / SHAPE)) / rate_gain)
     return [b for b in blinks if b[0] < duration_s]
 
 
-def blink_track(rng: np.random.Generator, fps: float, num_frames: int) -> np.ndarray:
+def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
+                rate_gain: float = 1.0) -> np.ndarray:
     """(T,) float32 eyelid closure in [0, 1] per frame (1 = closed)."""
     times = (np.arange(num_frames) + 0.5) / fps
     out = np.zeros(num_frames, dtype=np.float32)
-    for start, length in blink_times(rng, num_frames / fps):
+    for start, length in blink_times(rng, num_frames / fps, rate_gain):
         out = np.maximum(out, lid_profile(times - start, length))
         peak = int((start + length * CLOSE_SHARE) * fps)
         if peak < num_frames:

@@ -17,8 +17,13 @@ from ..config import NUM_POSE_STYLES
 from ..types import AudioFeatures
 
 MAX_ANGLE = np.radians([20.0, 25.0, 15.0])
-PAUSE_CALM = 0.45
+PAUSE_CALM = 0.2           # motion speed in a long pause, relative to speech
+AMPLITUDE_IN_PAUSE = 0.7   # ... and how far the head strays from rest there
+CALM_SMOOTH_S = 0.3
 NOD_KERNEL_S = 0.45
+NOD_GAP_S = 0.7            # at most one nod per this many seconds
+MIN_NOD_STRESS = 0.15
+ACCENT_PER_SEMITONE = 0.15
 
 
 @dataclass(frozen=True)
@@ -32,18 +37,59 @@ class PoseStyle:
     sway: float
 
 
+# the 45 styles after style 0 are every combination of these three factors
+ENERGY = (0.5, 1.4, 2.3)                 # × style 0's amplitudes
+TEMPO_HZ = (0.25, 0.5, 0.9)
+AXES = (                                  # (pitch, yaw, roll) amplitude gains, nod gain, sway gain
+    ((1.0, 1.0, 1.0), 1.0, 1.0),          # balanced
+    ((0.6, 1.7, 0.7), 0.5, 1.5),          # turner: looks left and right
+    ((1.6, 0.6, 0.7), 2.0, 0.5),          # nodder: up and down, strong nods
+    ((0.7, 0.8, 2.2), 0.7, 1.0),          # tilter: rolls the head
+    ((0.5, 1.1, 1.4), 0.3, 3.0),          # swayer: lateral drift, few nods
+)
+TYPICAL = PoseStyle((2.0, 3.0, 1.2), 0.5, 2.5, 0.015)
+BREATH_HZ = (0.22, 0.3)                   # 13–18 breaths a minute
+BREATH_PITCH_DEG = 0.35
+BREATH_RISE_IOD = 0.006
+
+
 def pose_style(index: int) -> PoseStyle:
-    """One of NUM_POSE_STYLES styles; 0 is a calm, typical speaker. Deterministic per index."""
+    """One of NUM_POSE_STYLES styles; 0 is a calm, typical speaker. Deterministic per index.
+
+    Styles 1..45 combine an energy (amplitude ×0.5, ×1.4, ×2.3 of style 0), a tempo (0.25,
+    0.5, 0.9 Hz) and a preferred axis set (balanced, turner, nodder, tilter, swayer):
+    style = 1 + energy + 3·tempo + 9·axes.
+    """
     if not 0 <= index < NUM_POSE_STYLES:
         raise ValueError(f"pose style must be 0..{NUM_POSE_STYLES - 1}, got {index}")
     if index == 0:
-        return PoseStyle((2.0, 3.0, 1.2), 0.5, 2.5, 0.015)
-    rng = np.random.default_rng(7919 * index)
-    energy = 0.5 + 1.5 * (index % 4) / 3
-    axes = rng.dirichlet([2.0, 2.0, 1.2]) * 3
-    amp = tuple(float(a) for a in np.clip(axes * 1.6 * energy + 0.4, 0.4, 8.0))
-    return PoseStyle(amp, float(0.25 + 0.12 * (index % 7)), float(rng.uniform(0.5, 5.0) * energy),
-                     float(rng.uniform(0.0, 0.03) * energy))
+        return TYPICAL
+    i = index - 1
+    energy, tempo = ENERGY[i % 3], TEMPO_HZ[(i // 3) % 3]
+    gains, nod, sway = AXES[i // 9]
+    amp = tuple(float(a * g * energy) for a, g in zip(TYPICAL.amplitude, gains))
+    return PoseStyle(amp, tempo, TYPICAL.nod * nod * energy, TYPICAL.sway * sway * energy)
+
+
+def free_view(degrees: tuple[float, ...], num_frames: int) -> np.ndarray:
+    """(T,) float32 radians: ``degrees`` spread evenly over the frames, linearly interpolated
+    (SadTalker's ``--input_yaw`` etc.); one value holds still; none gives zeros."""
+    if not degrees:
+        return np.zeros(num_frames, np.float32)
+    knots = np.linspace(0, max(num_frames - 1, 0), len(degrees))
+    return np.radians(np.interp(np.arange(num_frames), knots, degrees)).astype(np.float32)
+
+
+def breathing(rng: np.random.Generator, fps: float, num_frames: int) -> np.ndarray:
+    """(T, 6) float32 pose of slow breathing: the head rises and tips slightly on each breath."""
+    t = np.arange(num_frames) / fps
+    rate = rng.uniform(*BREATH_HZ) * (1 + 0.08 * _band_noise(rng, num_frames, fps, 0.05))
+    phase = 2 * np.pi * np.cumsum(rate) / fps + rng.uniform(0, 2 * np.pi)
+    wave = np.sin(phase) if len(t) else phase
+    out = np.zeros((num_frames, 6), np.float32)
+    out[:, 0] = np.radians(BREATH_PITCH_DEG) * 0.5 * wave
+    out[:, 4] = -BREATH_RISE_IOD * wave
+    return out
 
 
 def pose_track(features: AudioFeatures, fps: float, num_frames: int, style: PoseStyle,
@@ -53,17 +99,26 @@ def pose_track(features: AudioFeatures, fps: float, num_frames: int, style: Pose
     if num_frames == 0 or scale == 0:
         return pose.astype(np.float32)
     activity = frame_values(features.activity, features.rate, fps, num_frames)
-    calm = PAUSE_CALM + (1 - PAUSE_CALM) * gaussian_filter1d(activity, fps * 0.6)
+    calm = PAUSE_CALM + (1 - PAUSE_CALM) * gaussian_filter1d(activity, fps * CALM_SMOOTH_S)
+    clock = np.cumsum(calm) - calm[0]       # motion time: runs slow in pauses
+    amount = AMPLITUDE_IN_PAUSE + (1 - AMPLITUDE_IN_PAUSE) * calm
     for axis in range(3):
-        drift = _band_noise(rng, num_frames, fps, style.tempo)
-        pose[:, axis] = np.radians(style.amplitude[axis]) * drift * calm
+        drift = _slowed(_band_noise(rng, num_frames, fps, style.tempo), clock)
+        pose[:, axis] = np.radians(style.amplitude[axis]) * drift * amount
     onsets = frame_values(features.onsets, features.rate, fps, num_frames)
-    pose[:, 0] += np.radians(style.nod) * _nods(onsets * activity, fps)
-    pose[:, 3] = style.sway * _band_noise(rng, num_frames, fps, style.tempo * 0.5) * calm
+    pitch = frame_values(features.pitch, features.rate, fps, num_frames)
+    pose[:, 0] += np.radians(style.nod) * _nods(_stress(onsets * activity, pitch), fps)
+    sway = _slowed(_band_noise(rng, num_frames, fps, style.tempo * 0.5), clock)
+    pose[:, 3] = style.sway * sway * amount
     pose[:, 4] = 0.25 * pose[:, 0]
     pose = _smooth(pose, fps) * scale
     pose[:, :3] = np.clip(pose[:, :3], -MAX_ANGLE, MAX_ANGLE)
     return pose.astype(np.float32)
+
+
+def _slowed(signal: np.ndarray, clock: np.ndarray) -> np.ndarray:
+    """(T,) ``signal`` (T,) read at motion time ``clock`` (T,) frames, which lags in pauses."""
+    return np.interp(clock, np.arange(len(signal)), signal)
 
 
 def _band_noise(rng: np.random.Generator, n: int, fps: float, cutoff: float) -> np.ndarray:
@@ -75,13 +130,33 @@ def _band_noise(rng: np.random.Generator, n: int, fps: float, cutoff: float) -> 
     return smooth / max(float(smooth.std()), 1e-6) if n > 1 else smooth
 
 
-def _nods(strength: np.ndarray, fps: float) -> np.ndarray:
-    """(T,) downward nods (positive pitch) following the strongest onsets."""
-    peaks = np.where((strength > 0.15) & (strength >= np.roll(strength, 1))
-                     & (strength >= np.roll(strength, -1)), strength, 0.0)
+def _stress(onsets: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(T,) syllable stress: onset strength, boosted where the pitch rises above the median
+    (an accent); ``pitch`` (T,) Hz, 0 where unvoiced."""
+    voiced = pitch > 0
+    if voiced.sum() < 5:
+        return onsets
+    semis = np.where(voiced, 12 * np.log2(np.maximum(pitch, 1) / np.median(pitch[voiced])), 0)
+    accent = gaussian_filter1d(np.clip(semis, 0, 4), 2.0)
+    return onsets * (1 + ACCENT_PER_SEMITONE * accent)
+
+
+def _nods(stress: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) downward nods (positive pitch, peak 1 for a typical stressed syllable) on the
+    most stressed syllables, at most one every NOD_GAP_S."""
+    peaks = np.nonzero((stress > MIN_NOD_STRESS) & (stress >= np.roll(stress, 1))
+                       & (stress >= np.roll(stress, -1)))[0]
+    if len(peaks) == 0:
+        return np.zeros(len(stress))
+    typical = float(np.percentile(stress[peaks], 80))
+    impulses = np.zeros(len(stress))
+    gap = int(NOD_GAP_S * fps)
+    for i in peaks[np.argsort(-stress[peaks], kind="stable")]:
+        if stress[i] >= 0.6 * typical and not impulses[max(0, i - gap):i + gap + 1].any():
+            impulses[i] = min(stress[i] / typical, 1.5)
     t = np.arange(int(NOD_KERNEL_S * fps) + 1) / fps
     kernel = np.sin(np.pi * t / NOD_KERNEL_S) * np.exp(-t / NOD_KERNEL_S)
-    return np.convolve(peaks, kernel)[:len(strength)]
+    return np.convolve(impulses, kernel / kernel.max())[:len(stress)]
 
 
 def _smooth(pose: np.ndarray, fps: float) -> np.ndarray:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import MotionConfig
-from ..types import AudioFeatures, MotionTrack
+from ..types import AudioFeatures, MotionTrack, ReferenceMotion
 from .blink import blink_track
+from .emotion import apply_emotion, emotion_profile
 from .expression import expression_track
-from .pose import pose_style, pose_track
+from .pose import breathing, free_view, pose_style, pose_track
+from .reference import reference_blink, reference_pose
 
 
 def num_frames_for(duration_s: float, fps: float) -> int:
@@ -16,16 +18,53 @@ def num_frames_for(duration_s: float, fps: float) -> int:
 
 
 def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
-                config: MotionConfig, seed: int) -> MotionTrack:
-    """Motion for the whole utterance. Same features, config and seed → identical track."""
+                config: MotionConfig, seed: int, ref_pose: ReferenceMotion | None = None,
+                ref_blink: ReferenceMotion | None = None) -> MotionTrack:
+    """Motion for the whole utterance. Same features, config and seed → identical track.
+
+    ``ref_pose`` / ``ref_blink``: measured reference videos whose head pose / eyelids replace
+    the generated ones (the reference's lips are never used).
+    """
     n = num_frames_for(features.duration, fps)
-    pose_rng, blink_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    pose_rng, blink_rng, breath_rng = (np.random.default_rng(s)
+                                       for s in np.random.SeedSequence(seed).spawn(3))
+    emotion = emotion_profile(config.emotion)
+    strength = config.emotion_strength if config.emotion != "neutral" else 0.0
     expression = expression_track(features, channels, fps, n, config.expression_scale)
+    expression = apply_emotion(expression, channels, fps, emotion, strength)
+    pose = _pose(features, fps, n, config, pose_rng, breath_rng, ref_pose,
+                 1 + (emotion.motion_gain - 1) * strength, emotion.pitch_deg * strength)
+    if ref_blink is not None:
+        blink = reference_blink(ref_blink, fps, n)
+    elif config.blink:
+        blink = blink_track(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength)
+    else:
+        blink = np.zeros(n, dtype=np.float32)
+    meta = {"seed": seed, "pose_style": config.pose_style, "emotion": config.emotion,
+            "emotion_strength": config.emotion_strength, "still": config.still}
+    return MotionTrack(fps=fps, channels=channels, expression=expression, pose=pose, blink=blink,
+                       meta=meta)
+
+
+def _pose(features: AudioFeatures, fps: float, n: int, config: MotionConfig,
+          rng: np.random.Generator, breath_rng: np.random.Generator,
+          ref: ReferenceMotion | None, gain: float, pitch_deg: float) -> np.ndarray:
+    """(T, 6) head pose: generated (or copied from ``ref``), plus bearing and free view."""
     if config.still:
         pose = np.zeros((n, 6), dtype=np.float32)
+    elif ref is not None:
+        pose = reference_pose(ref, fps, n) * np.float32(config.head_motion_scale)
     else:
-        pose = pose_track(features, fps, n, pose_style(config.pose_style), pose_rng,
-                          config.head_motion_scale)
-    blink = blink_track(blink_rng, fps, n) if config.blink else np.zeros(n, dtype=np.float32)
-    return MotionTrack(fps=fps, channels=channels, expression=expression, pose=pose, blink=blink,
-                       meta={"seed": seed, "pose_style": config.pose_style})
+        scale = config.head_motion_scale * gain
+        pose = pose_track(features, fps, n, pose_style(config.pose_style), rng, scale)
+        pose = pose + breathing(breath_rng, fps, n) * np.float32(config.head_motion_scale)
+    pose[:, 0] += np.radians(pitch_deg) * _ramp(n, fps)
+    for axis, degrees in enumerate((config.pitch, config.yaw, config.roll)):
+        pose[:, axis] += free_view(degrees, n)
+    return pose.astype(np.float32)
+
+
+def _ramp(n: int, fps: float, seconds: float = 0.5) -> np.ndarray:
+    """(n,) smooth ramp 0 → 1 over ``seconds``."""
+    t = np.clip(np.arange(n) / max(seconds * fps, 1.0), 0, 1)
+    return (t * t * (3 - 2 * t)).astype(np.float32)

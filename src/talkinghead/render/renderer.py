@@ -3,19 +3,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
 from .mouth import MouthLook, paint_mouth
-from .warp import WarpField, warp
+from .warp import WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
 RINGS = ((1.22, 0.92, 0.45), (1.55, 0.6, 0.12), (2.1, 0.22, 0.0))
 BELOW_CHIN_DAMPING = 0.45
 BORDER_POINTS = 12
 OPEN_SOURCE_MOUTH = 0.08
+EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
+EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
+SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
+MATTE_EDGE = (0.15, 0.6)  # matte values mapped to mobility 0 and 1
+MATTE_SOFTNESS_IOD = 0.08  # blur of the mobility edge, in inter-ocular distances
 
 
 def rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
@@ -51,7 +57,9 @@ class Renderer:
         border = _border_points(x1 - x0, y1 - y0)
         points = np.concatenate([fit.mesh[:, :2], self.rings.points[:, :2]]) - self.origin
         step = grid_step or max(3, int(round(max(x1 - x0, y1 - y0) / 128)))
-        self.field = WarpField(np.concatenate([points, border]), x1 - x0, y1 - y0, step)
+        self.mobility = _mobility(framing.matte, fit, self.origin)
+        self.field = WarpField(np.concatenate([points, border]), x1 - x0, y1 - y0, step,
+                               self.mobility)
         self.border_zeros = np.zeros((len(border), 2), np.float32)
         self.look = _mouth_look(framing.image, fit)
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
@@ -65,14 +73,51 @@ class Renderer:
         return self._rigid(mesh, pose)
 
     def render(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
-        """One (H, W, 3) uint8 frame of the working picture."""
+        """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
-        map_x, map_y = self.field.backward_maps(self._displacement(mesh, pose))
-        window = warp(self.window, map_x, map_y)
+        backward = self.field.backward_map(self._displacement(mesh, pose))
+        frame = self.framing.image.copy()
+        x0, y0, x1, y1 = self.framing.roi
+        window = frame[y0:y1, x0:x1]
+        warp_into(window, self.window, backward, self._sharp_box(mesh))
+        if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
+            self._paint_eyeballs(window, expression, pose, mesh)
         if self.paint_interior:
             local = mesh[:, :2] - self.origin
             paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look)
-        return self._compose(window)
+        return frame
+
+    def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
+        return np.clip(expression[self.blink_channels] + blink, 0, 1)
+
+    def _paint_eyeballs(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
+                        mesh: np.ndarray) -> None:
+        """Inside the lids' (closing) opening, show the eye as posed without the blink: the
+        lid slides over an eyeball that keeps its shape, instead of squashing the iris."""
+        open_eyes = expression.astype(np.float32).copy()
+        open_eyes[self.blink_channels] = 0
+        still = self.posed_mesh(open_eyes, pose, 0.0)
+        local = mesh[:, :2] - self.origin
+        for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
+            opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
+            box = _box(np.concatenate([opening, still[upper, :2] - self.origin]), 3, window.shape)
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            eye = self.field.backward_map(self._displacement(still, pose), box)
+            x0, y0, x1, y1 = eye.box
+            mask = _polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
+            ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            patch = window[y0:y1, x0:x1].astype(np.float32)
+            window[y0:y1, x0:x1] = (patch + (ball - patch) * mask[..., None] + 0.5).astype(np.uint8)
+
+    def _sharp_box(self, mesh: np.ndarray) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) window pixels resampled bicubically: the face, source and posed,
+        with a margin; the rest of the window moves less and is resampled bilinearly."""
+        pts = np.concatenate([mesh[R.FACE_OVAL, :2], self.fit.mesh[R.FACE_OVAL, :2]]) - self.origin
+        margin = SHARP_MARGIN_IOD * self.fit.iod
+        lo, hi = np.floor(pts.min(axis=0) - margin), np.ceil(pts.max(axis=0) + margin)
+        return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
     def _displacement(self, mesh: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) forward displacement of every control point, pixels."""
@@ -81,15 +126,6 @@ class Renderer:
         expr = mesh[rings.vertex, :2] - self._rigid(self.fit.neutral[rings.vertex], pose)[:, :2]
         ring_disp = rigid * rings.rigid[:, None] + expr * rings.expression[:, None]
         return np.concatenate([mesh[:, :2] - self.fit.mesh[:, :2], ring_disp, self.border_zeros])
-
-    def _compose(self, window: np.ndarray) -> np.ndarray:
-        x0, y0, x1, y1 = self.framing.roi
-        full = self.framing.image
-        if (x0, y0, x1, y1) == (0, 0, full.shape[1], full.shape[0]):
-            return window
-        frame = full.copy()
-        frame[y0:y1, x0:x1] = window
-        return frame
 
     def _rigid(self, points: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """Rotate (N, 3) points about the head pivot and translate (pose translation in IOD)."""
@@ -142,3 +178,33 @@ def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
     lips = np.concatenate([R.UPPER_OUTER[2:-2], R.LOWER_OUTER[2:-2]])
     cheeks = np.array([50, 280, 101, 330, 205, 425])
     return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod)
+
+
+def _mobility(matte: np.ndarray | None, fit: FaceFit, origin: np.ndarray) -> np.ndarray | None:
+    """(h, w) float32 in [0, 1]: how much each window pixel may move. The person matte, with
+    the face itself always free, softened so that no edge tears; None without a matte."""
+    if matte is None:
+        return None
+    lo, hi = MATTE_EDGE
+    mobility = np.clip((matte.astype(np.float32) - lo) / (hi - lo), 0, 1)
+    hull = cv2.convexHull(np.round(fit.mesh[:, :2] - origin).astype(np.int32))
+    cv2.fillConvexPoly(mobility, hull, 1.0)
+    sigma = max(MATTE_SOFTNESS_IOD * fit.iod, 1.0)
+    return cv2.GaussianBlur(mobility, (0, 0), sigma)
+
+
+def _box(points: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer box around (N, 2) points plus ``margin``, inside ``shape``."""
+    lo = np.floor(points.min(axis=0)).astype(int) - margin
+    hi = np.ceil(points.max(axis=0)).astype(int) + margin + 1
+    return max(lo[0], 0), max(lo[1], 0), min(hi[0], shape[1]), min(hi[1], shape[0])
+
+
+def _polygon_mask(polygon: np.ndarray, shape: tuple[int, int], inset: float) -> np.ndarray:
+    """(h, w) float32 anti-aliased coverage of a polygon (pixels), shrunk by ``inset`` px."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
+    soft = mask.astype(np.float32) / 255
+    if inset > 0:
+        soft = np.clip((cv2.GaussianBlur(soft, (0, 0), inset) - 0.5) * 2 + 0.5, 0, 1)
+    return soft

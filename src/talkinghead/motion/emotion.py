@@ -1,0 +1,71 @@
+"""Emotions layered on speech: a held facial expression (smile, brows, lip tension), a head
+bearing and a change of head-motion energy, faded in over the first half second.
+
+Speech keeps priority on the lips: a smile relaxes while the lips round (OW, UW, W) or close.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FADE_IN_S = 0.5
+ROUNDING = ("lip_pucker", "lip_funnel", "lip_close")
+
+
+@dataclass(frozen=True)
+class Emotion:
+    """``expression``: channel weights at strength 1; ``pitch_deg``: held head pitch (positive
+    = chin down); ``motion_gain``: multiplies head-motion amplitude; ``blink_gain``: multiplies
+    the blink rate."""
+
+    expression: dict[str, float] = field(default_factory=dict)
+    pitch_deg: float = 0.0
+    motion_gain: float = 1.0
+    blink_gain: float = 1.0
+
+
+EMOTION_PROFILES: dict[str, Emotion] = {
+    "neutral": Emotion(),
+    "happy": Emotion({"smile": 0.9, "lip_stretch": 0.15, "brow_raise": 0.15}, -1.0, 1.25, 1.0),
+    "sad": Emotion({"smile": -0.45, "brow_raise": 0.35, "brow_lower": 0.25, "lip_press": 0.3},
+                   3.5, 0.6, 0.8),
+    "surprised": Emotion({"brow_raise": 1.0, "upper_lip_raise": 0.2, "lip_funnel": 0.15},
+                         -2.5, 1.1, 0.6),
+    "angry": Emotion({"brow_lower": 1.0, "lip_press": 0.6, "lip_stretch": 0.2, "smile": -0.2},
+                     2.0, 0.9, 1.2),
+}
+
+
+def emotion_profile(name: str) -> Emotion:
+    """The profile of one of the named emotions; ``ValueError`` for an unknown name."""
+    if name not in EMOTION_PROFILES:
+        raise ValueError(f"emotion must be one of {', '.join(EMOTION_PROFILES)}, got {name!r}")
+    return EMOTION_PROFILES[name]
+
+
+def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,
+                  emotion: Emotion, strength: float) -> np.ndarray:
+    """(T, C) float32 speech ``expression`` with the emotion's held expression added."""
+    out = expression.astype(np.float32).copy()
+    if not emotion.expression or strength == 0 or len(out) == 0:
+        return out
+    envelope = _fade_in(len(out), fps) * np.float32(strength)
+    rounding = np.zeros(len(out), np.float32)
+    for name in ROUNDING:
+        if name in channels:
+            rounding = np.maximum(rounding, out[:, channels.index(name)])
+    for name, weight in emotion.expression.items():
+        if name not in channels:
+            continue
+        value = envelope * weight
+        if name == "smile":
+            value = value * (1 - 0.6 * np.clip(rounding, 0, 1))
+        out[:, channels.index(name)] += value
+    return out
+
+
+def _fade_in(n: int, fps: float) -> np.ndarray:
+    """(n,) smooth ramp from 0 to 1 over FADE_IN_S."""
+    t = np.clip(np.arange(n) / max(FADE_IN_S * fps, 1.0), 0, 1)
+    return (t * t * (3 - 2 * t)).astype(np.float32)

@@ -1,0 +1,6 @@
+"""The ``sadtalker`` backend: the official SadTalker networks, run from user-supplied checkpoints.
+
+Torch is imported only inside this package (extra ``[sadtalker]``). ``audio`` is numpy-only;
+``expnet``, ``posevae``, ``mapping``, ``facevid2vid`` and ``recon`` define the networks;
+``checkpoints`` reads the official files through one explicit key-name table.
+"""

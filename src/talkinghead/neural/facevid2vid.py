@@ -1,0 +1,320 @@
+"""The face-vid2vid renderer as SadTalker uses it (Wang et al. 2021, "One-Shot Free-View
+Neural Talking-Head Synthesis"; SadTalker §3.4).
+
+- :class:`KeypointDetector` — L: the canonical 3D keypoints x_c (K = 15) of the source image,
+  a 2-D→3-D hourglass on a band-limited ¼-scale copy, softmax heatmaps, expectation.
+- :class:`AppearanceEncoder` — F: the source image lifted to a 3-D feature volume f_s
+  (32 × 16 × 64 × 64 at 256 px). Computed once per video, not per frame.
+- :class:`DenseMotion` — M: per-keypoint sparse flows, a 3-D hourglass predicting K+1 soft masks
+  → the dense 3-D warp w and the occlusion map o.
+- :class:`SpadeDecoder` / :class:`Renderer` — G: the warped volume, flattened to 2-D, gated by o,
+  decoded by an occlusion-aware SPADE generator to RGB in (0, 1).
+
+Every width is a constructor argument (small values for tests); the defaults are SadTalker's.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def coordinate_grid(depth: int, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
+    """(D, H, W, 3) grid of (x, y, z), each spanning [−1, 1]."""
+    axes = [2 * (torch.arange(n, dtype=dtype) / (n - 1)) - 1 for n in (width, height, depth)]
+    z, y, x = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+    return torch.stack([x, y, z], dim=-1)
+
+
+class Down2d(nn.Module):
+    """conv 3×3 → BN → ReLU → 2×2 average pool: (N, cin, H, W) → (N, cout, H/2, W/2)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+
+
+class Down3d(nn.Module):
+    """conv 3×3×3 → BN → ReLU → (1,2,2) average pool: halves H and W."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, 3, padding=1)
+        self.bn = nn.BatchNorm3d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool3d(torch.relu(self.bn(self.conv(x))), (1, 2, 2))
+
+
+class Up3d(nn.Module):
+    """nearest ×(1,2,2) → conv 3×3×3 → BN → ReLU: doubles H and W."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, 3, padding=1)
+        self.bn = nn.BatchNorm3d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(F.interpolate(x, scale_factor=(1, 2, 2)))))
+
+
+class ConvBnAct2d(nn.Module):
+    """conv k×k → BN → ReLU (or LeakyReLU 0.01); resolution kept."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, leaky: bool = False):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
+        self.bn = nn.BatchNorm2d(cout)
+        self.leaky = leaky
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        return F.leaky_relu(y, 0.01) if self.leaky else torch.relu(y)
+
+
+class Residual3d(nn.Module):
+    """BN–ReLU–conv–BN–ReLU–conv + input, 3-D, resolution kept."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm3d(channels)
+        self.conv1 = nn.Conv3d(channels, channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm3d(channels)
+        self.conv2 = nn.Conv3d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(torch.relu(self.bn1(x)))
+        return self.conv2(torch.relu(self.bn2(y))) + x
+
+
+def _level(base: int, cap: int, i: int) -> int:
+    """Channels at hourglass level i: min(cap, base·2^i)."""
+    return min(cap, base * 2 ** i)
+
+
+class BandLimitedDownsample(nn.Module):
+    """Gaussian blur (σ = (1/s − 1)/2) then keep every (1/s)-th pixel: (N, C, H, W) → (N, C, sH, sW)."""
+
+    def __init__(self, channels: int, scale: float):
+        super().__init__()
+        sigma = (1 / scale - 1) / 2
+        size = 2 * round(sigma * 4) + 1
+        self.pad = size // 2
+        t = torch.arange(size, dtype=torch.float32)
+        g1 = torch.exp(-((t - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
+        kernel = g1[:, None] * g1[None, :]
+        kernel = kernel / kernel.sum()
+        self.register_buffer("kernel", kernel.expand(channels, 1, size, size).clone())
+        self.step = int(1 / scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(F.pad(x, (self.pad,) * 4), self.kernel, groups=x.shape[1])
+        return y[:, :, ::self.step, ::self.step]
+
+
+class KeypointDetector(nn.Module):
+    """Image (B, 3, H, W) in [0, 1] → canonical keypoints x_c (B, K, 3) in [−1, 1]."""
+
+    def __init__(self, base: int = 32, cap: int = 1024, blocks: int = 5, depth: int = 16,
+                 num_kp: int = 15, temperature: float = 0.1, scale: float = 0.25):
+        super().__init__()
+        self.blur = BandLimitedDownsample(3, scale)
+        self.down = nn.Sequential(*[Down2d(3 if i == 0 else _level(base, cap, i),
+                                           _level(base, cap, i + 1)) for i in range(blocks)])
+        bottom = _level(base, cap, blocks)
+        self.lift = nn.Conv2d(bottom, bottom * depth, 1)
+        self.up = nn.Sequential(*[Up3d(_level(base, cap, blocks - i), _level(base, cap, blocks - i - 1))
+                                  for i in range(blocks)])
+        self.heatmap = nn.Conv3d(_level(base, cap, 0), num_kp, 3, padding=1)
+        self.depth = depth
+        self.temperature = temperature
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.lift(self.down(self.blur(image)))
+        b, c, hh, ww = h.shape
+        logits = self.heatmap(self.up(h.view(b, c // self.depth, self.depth, hh, ww)))
+        shape = logits.shape
+        heat = torch.softmax(logits.view(b, shape[1], -1) / self.temperature, dim=2).view(shape)
+        grid = coordinate_grid(*shape[2:], dtype=heat.dtype)
+        return (heat.unsqueeze(-1) * grid).sum(dim=(2, 3, 4))
+
+
+class AppearanceEncoder(nn.Module):
+    """Image (B, 3, H, W) → feature volume f_s (B, C3, D, H/2^n, W/2^n)."""
+
+    def __init__(self, base: int = 64, cap: int = 512, downs: int = 2, volume_channels: int = 32,
+                 depth: int = 16, residuals: int = 6):
+        super().__init__()
+        self.first = ConvBnAct2d(3, base, 3)
+        self.down = nn.Sequential(*[Down2d(_level(base, cap, i), _level(base, cap, i + 1))
+                                    for i in range(downs)])
+        self.lift = nn.Conv2d(_level(base, cap, downs), cap, 1)
+        self.residuals = nn.Sequential(*[Residual3d(volume_channels) for _ in range(residuals)])
+        self.volume_channels = volume_channels
+        self.depth = depth
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.lift(self.down(self.first(image)))
+        b, _, hh, ww = h.shape
+        return self.residuals(h.view(b, self.volume_channels, self.depth, hh, ww))
+
+
+class Hourglass3d(nn.Module):
+    """U-Net over (H, W) at constant depth: (B, cin, D, H, W) → (B, base + cin, D, H, W)."""
+
+    def __init__(self, cin: int, base: int = 32, cap: int = 1024, blocks: int = 5):
+        super().__init__()
+        self.down = nn.ModuleList([Down3d(cin if i == 0 else _level(base, cap, i), _level(base, cap, i + 1))
+                                   for i in range(blocks)])
+        self.up = nn.ModuleList([Up3d((1 if i == blocks - 1 else 2) * _level(base, cap, i + 1),
+                                      _level(base, cap, i)) for i in reversed(range(blocks))])
+        self.out_channels = base + cin
+        self.conv = nn.Conv3d(self.out_channels, self.out_channels, 3, padding=1)
+        self.bn = nn.BatchNorm3d(self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [x]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        h = skips.pop()
+        for block in self.up:
+            h = torch.cat([block(h), skips.pop()], dim=1)
+        return torch.relu(self.bn(self.conv(h)))
+
+
+def keypoint_gaussians(kp: torch.Tensor, shape: tuple[int, int, int], variance: float = 0.01) -> torch.Tensor:
+    """Keypoints (B, K, 3) → Gaussian blobs on the [−1,1]³ grid (B, K, D, H, W)."""
+    grid = coordinate_grid(*shape, dtype=kp.dtype)
+    diff = grid[None, None] - kp[:, :, None, None, None, :]
+    return torch.exp(-0.5 * (diff ** 2).sum(-1) / variance)
+
+
+class DenseMotion(nn.Module):
+    """(f_s, x_s, x_d) → warp (B, D, H, W, 3) in grid_sample coordinates, occlusion (B, 1, H, W)."""
+
+    def __init__(self, volume_channels: int = 32, num_kp: int = 15, compress: int = 4,
+                 base: int = 32, cap: int = 1024, blocks: int = 5, depth: int = 16):
+        super().__init__()
+        self.compress = nn.Conv3d(volume_channels, compress, 1)
+        self.bn = nn.BatchNorm3d(compress)
+        self.hourglass = Hourglass3d((num_kp + 1) * (compress + 1), base, cap, blocks)
+        self.masks = nn.Conv3d(self.hourglass.out_channels, num_kp + 1, 7, padding=3)
+        self.occlusion = nn.Conv2d(self.hourglass.out_channels * depth, 1, 7, padding=3)
+        self.num_kp = num_kp
+
+    def sparse_motions(self, shape, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+        """Identity plus, per keypoint, grid − x_d + x_s: (B, K+1, D, H, W, 3)."""
+        grid = coordinate_grid(*shape, dtype=kp_source.dtype)[None, None]
+        moved = grid - kp_driving[:, :, None, None, None, :] + kp_source[:, :, None, None, None, :]
+        return torch.cat([grid.expand(kp_source.shape[0], 1, *grid.shape[2:]), moved], dim=1)
+
+    def forward(self, volume: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor):
+        b, _, d, h, w = volume.shape
+        k1 = self.num_kp + 1
+        feat = torch.relu(self.bn(self.compress(volume)))
+        motions = self.sparse_motions((d, h, w), kp_source, kp_driving)
+        rep = feat.unsqueeze(1).expand(b, k1, *feat.shape[1:]).reshape(b * k1, -1, d, h, w)
+        warped = F.grid_sample(rep, motions.reshape(b * k1, d, h, w, 3), align_corners=False)
+        warped = warped.view(b, k1, -1, d, h, w)
+        heat = keypoint_gaussians(kp_driving, (d, h, w)) - keypoint_gaussians(kp_source, (d, h, w))
+        heat = torch.cat([heat.new_zeros(b, 1, d, h, w), heat], dim=1).unsqueeze(2)
+        pred = self.hourglass(torch.cat([heat, warped], dim=2).view(b, -1, d, h, w))
+        mask = torch.softmax(self.masks(pred), dim=1).unsqueeze(2)
+        mask = torch.where(mask < 1e-3, torch.zeros_like(mask), mask)
+        flow = (motions.permute(0, 1, 5, 2, 3, 4) * mask).sum(dim=1).permute(0, 2, 3, 4, 1)
+        occlusion = torch.sigmoid(self.occlusion(pred.reshape(b, -1, h, w)))
+        return flow, occlusion
+
+
+class Spade(nn.Module):
+    """x̂ = IN(x)·(1 + γ(s)) + β(s) with γ, β from the segmentation-like map s."""
+
+    def __init__(self, channels: int, label_channels: int, hidden: int = 128):
+        super().__init__()
+        self.shared = nn.Conv2d(label_channels, hidden, 3, padding=1)
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        act = torch.relu(self.shared(seg))
+        return F.instance_norm(x, eps=1e-5) * (1 + self.gamma(act)) + self.beta(act)
+
+
+class SpadeResBlock(nn.Module):
+    """SPADE residual block; convolutions hold spectral-normalised weights folded at load."""
+
+    def __init__(self, cin: int, cout: int, label_channels: int, hidden: int = 128):
+        super().__init__()
+        mid = min(cin, cout)
+        self.norm_a = Spade(cin, label_channels, hidden)
+        self.conv_a = nn.Conv2d(cin, mid, 3, padding=1)
+        self.norm_b = Spade(mid, label_channels, hidden)
+        self.conv_b = nn.Conv2d(mid, cout, 3, padding=1)
+        self.learned_skip = cin != cout
+        if self.learned_skip:
+            self.norm_skip = Spade(cin, label_channels, hidden)
+            self.conv_skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        skip = self.conv_skip(self.norm_skip(x, seg)) if self.learned_skip else x
+        y = self.conv_a(F.leaky_relu(self.norm_a(x, seg), 0.2))
+        return skip + self.conv_b(F.leaky_relu(self.norm_b(y, seg), 0.2))
+
+
+class SpadeDecoder(nn.Module):
+    """Gated 2-D features (B, C, h, w) → RGB (B, 3, 4h, 4w) in (0, 1); C = 256 by default."""
+
+    def __init__(self, channels: int = 256, out_channels: int = 64, hidden: int = 128, middle: int = 6):
+        super().__init__()
+        self.fc = nn.Conv2d(channels, 2 * channels, 3, padding=1)
+        self.middle = nn.ModuleList([SpadeResBlock(2 * channels, 2 * channels, channels, hidden)
+                                     for _ in range(middle)])
+        self.up_a = SpadeResBlock(2 * channels, channels, channels, hidden)
+        self.up_b = SpadeResBlock(channels, out_channels, channels, hidden)
+        self.to_rgb = nn.Conv2d(out_channels, 3, 3, padding=1)
+
+    def forward(self, feature: torch.Tensor) -> torch.Tensor:
+        x = self.fc(feature)
+        for block in self.middle:
+            x = block(x, feature)
+        x = self.up_a(F.interpolate(x, scale_factor=2), feature)
+        x = self.up_b(F.interpolate(x, scale_factor=2), feature)
+        return torch.sigmoid(self.to_rgb(F.leaky_relu(x, 0.2)))
+
+
+class Renderer(nn.Module):
+    """face-vid2vid as SadTalker runs it: encode the source once, then render per driving pose."""
+
+    def __init__(self, kp: dict | None = None, appearance: dict | None = None,
+                 motion: dict | None = None, decoder: dict | None = None):
+        super().__init__()
+        self.keypoints = KeypointDetector(**(kp or {}))
+        self.appearance = AppearanceEncoder(**(appearance or {}))
+        self.motion = DenseMotion(**(motion or {}))
+        app = self.appearance
+        base = app.first.conv.out_channels
+        flat = app.lift.out_channels
+        gated = base * 2 ** len(app.down)
+        self.third = ConvBnAct2d(flat, gated, 3, leaky=True)
+        self.fourth = nn.Conv2d(gated, gated, 1)
+        self.decoder = SpadeDecoder(**({"channels": gated} | (decoder or {})))
+
+    @torch.no_grad()
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source image (B, 3, H, W) → (canonical keypoints (B, K, 3), feature volume)."""
+        return self.keypoints(image), self.appearance(image)
+
+    def forward(self, volume: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
+        """Feature volume (B, C, D, h, w), x_s and x_d (B, K, 3) → frames (B, 3, 4h, 4w)."""
+        flow, occlusion = self.motion(volume, kp_source, kp_driving)
+        warped = F.grid_sample(volume, flow, align_corners=False)
+        b, c, d, h, w = warped.shape
+        x = self.fourth(self.third(warped.reshape(b, c * d, h, w)))
+        if occlusion.shape[2:] != x.shape[2:]:
+            occlusion = F.interpolate(occlusion, size=x.shape[2:], mode="bilinear")
+        return self.decoder(x * occlusion)

@@ -1,0 +1,48 @@
+"""``talkinghead serve``: its flags, and starting uvicorn on the app."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .limits import MIB, Limits
+
+
+def add_serve_command(sub) -> None:
+    """Add the ``serve`` subcommand to the CLI's subparsers."""
+    d = Limits()
+    p = sub.add_parser("serve", help="HTTP API and web page (needs the server extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", default="talkinghead-data",
+                   help="folder for job files (the server's own: stale job folders are removed)")
+    p.add_argument("--workers", type=int, default=1, help="jobs rendered at once (one process each)")
+    p.add_argument("--ttl", type=float, default=3600.0, help="seconds a finished job is kept")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / MIB,
+                   help="largest request body, MiB")
+    p.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds)
+    p.add_argument("--max-queued", type=int, default=d.max_queued, help="jobs waiting at most")
+    p.add_argument("--job-timeout", type=float, default=d.job_timeout_s, help="seconds per job")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted."""
+    from talkinghead.errors import UserError
+
+    try:
+        import uvicorn
+
+        from .app import Settings, create_app
+    except ImportError as exc:
+        raise UserError(f"serve needs the server extra: pip install 'talkinghead[server]' ({exc})") \
+            from exc
+    if args.workers < 1 or args.ttl <= 0:
+        raise UserError("--workers must be >= 1 and --ttl > 0")
+    limits = Limits(max_upload_bytes=int(args.max_upload_mb * MIB),
+                    max_audio_seconds=args.max_audio_seconds, max_queued=args.max_queued,
+                    job_timeout_s=args.job_timeout)
+    settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port,
+                log_level="warning" if args.quiet else "info")
+    return 0

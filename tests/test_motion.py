@@ -1,0 +1,166 @@
+"""Motion stage: head-motion styles, seeds, free view, emotions, blinks, idle."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from talkinghead.config import EMOTIONS, NUM_POSE_STYLES, MotionConfig
+from talkinghead.face.model import CHANNELS
+from talkinghead.motion.blink import blink_times, blink_track
+from talkinghead.motion.pose import free_view, pose_style, pose_track
+from talkinghead.motion.track import make_motion
+from talkinghead.types import AudioFeatures, Phone
+
+FPS = 25.0
+
+
+def speech_like(seconds: float = 20.0, seed: int = 1) -> AudioFeatures:
+    """Features of made-up speech: phrases of 1.5–3.5 s between pauses, ~4 onsets a second."""
+    rng = np.random.default_rng(seed)
+    rate, n = 100, int(seconds * 100)
+    activity = np.zeros(n, np.float32)
+    t = 0.3
+    while t < seconds:
+        length = rng.uniform(1.5, 3.5)
+        activity[int(t * rate):int((t + length) * rate)] = 1
+        t += length + rng.uniform(0.4, 1.0)
+    onsets = np.zeros(n, np.float32)
+    speech = np.nonzero(activity)[0]
+    picks = rng.choice(speech, size=int(len(speech) / rate * 4), replace=False)
+    onsets[picks] = rng.uniform(0.1, 1.0, len(picks))
+    pitch = np.where(activity > 0, 120 + 20 * rng.standard_normal(n), 0).astype(np.float32)
+    loud = np.where(activity > 0, -25.0, -80.0).astype(np.float32)
+    phones = (Phone("SIL", 0.0, 0.3), Phone("AA", 0.3, 0.5), Phone("M", 0.5, 0.6),
+              Phone("UW", 0.6, 0.8), Phone("SIL", 0.8, seconds))
+    return AudioFeatures(rate, loud, activity, pitch, onsets, phones, seconds)
+
+
+def silence(seconds: float) -> AudioFeatures:
+    n = int(seconds * 100)
+    zeros = np.zeros(n, np.float32)
+    return AudioFeatures(100, zeros - 100, zeros, zeros, zeros, (Phone("SIL", 0, seconds),), seconds)
+
+
+def _style_descriptor(pose: np.ndarray) -> np.ndarray:
+    """log std of pitch, yaw, roll (degrees) and log of the normalised speed (tempo)."""
+    deg = np.degrees(pose[:, :3].astype(np.float64))
+    std = deg.std(axis=0)
+    speed = np.abs(np.diff(deg, axis=0)).mean(axis=0) * FPS / std
+    return np.concatenate([np.log(std), [np.log(speed.mean())]])
+
+
+def test_every_pose_style_differs_measurably_from_every_other():
+    features = speech_like()
+    desc = np.array([_style_descriptor(pose_track(features, FPS, 500, pose_style(s),
+                                                  np.random.default_rng(0)))
+                     for s in range(NUM_POSE_STYLES)])
+    for a, b in itertools.combinations(range(NUM_POSE_STYLES), 2):
+        # amplitude, preferred axis or tempo differs by at least ~28 %
+        assert np.abs(desc[a] - desc[b]).max() > 0.25, (a, b)
+    # the factors span a real range: amplitude ×4.6, tempo ×3.6
+    assert np.ptp(desc[:, 1]) > 1.2 and np.ptp(desc[:, 3]) > 0.9
+
+
+def test_same_seed_repeats_exactly_and_another_seed_differs():
+    features = speech_like(6.0)
+    config = MotionConfig(pose_style=7, emotion="happy")
+    a, b = (make_motion(features, CHANNELS, FPS, config, seed=5) for _ in range(2))
+    c = make_motion(features, CHANNELS, FPS, config, seed=6)
+    for name in ("expression", "pose", "blink"):
+        assert np.array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.pose, c.pose) and not np.array_equal(a.blink, c.blink)
+
+
+def test_head_is_calmer_in_pauses_than_in_speech():
+    features = speech_like(30.0)
+    pose = pose_track(features, FPS, 750, pose_style(0), np.random.default_rng(3))
+    act = np.interp(np.arange(750) / FPS, np.arange(len(features.activity)) / 100, features.activity)
+    speed = np.abs(np.diff(pose[:, :3], axis=0)).sum(axis=1)
+    assert speed[act[1:] > 0.5].mean() > 1.5 * speed[act[1:] < 0.5].mean()
+
+
+def test_head_nods_down_after_stressed_onsets():
+    from dataclasses import replace
+
+    features = speech_like(8.0)
+    onsets = np.zeros_like(features.onsets)
+    onsets[[150, 420]] = 1.0                                    # strong onsets at 1.5 s and 4.2 s
+    nodding = replace(features, onsets=onsets, activity=np.ones_like(onsets))
+    quiet = replace(nodding, onsets=np.zeros_like(onsets))
+    a = pose_track(nodding, FPS, 200, pose_style(0), np.random.default_rng(0))
+    b = pose_track(quiet, FPS, 200, pose_style(0), np.random.default_rng(0))
+    nod = np.degrees(a[:, 0] - b[:, 0])
+    for frame in (int(1.5 * FPS), int(4.2 * FPS)):
+        assert nod[frame:frame + 12].max() > 1.0                # chin down within half a second
+        assert np.abs(nod[frame - 12:frame - 4]).max() < 0.5 * nod[frame:frame + 12].max()
+
+
+def test_free_view_lists_interpolate_over_time():
+    assert np.allclose(np.degrees(free_view((0.0, 20.0, -10.0), 21)[[0, 5, 10, 15, 20]]),
+                       [0, 10, 20, 5, -10], atol=1e-4)
+    assert np.allclose(np.degrees(free_view((7.0,), 4)), 7.0)
+    assert not free_view((), 5).any()
+    still = make_motion(speech_like(4.0), CHANNELS, FPS,
+                        MotionConfig(still=True, yaw=(0.0, 30.0), roll=(5.0,)), seed=0)
+    assert np.allclose(np.degrees(still.pose[[0, -1], 1]), [0, 30], atol=1e-3)
+    assert np.allclose(np.degrees(still.pose[:, 2]), 5.0, atol=1e-4)
+    assert not still.pose[:, [0, 3, 4, 5]].any()
+    moving = make_motion(speech_like(4.0), CHANNELS, FPS, MotionConfig(yaw=(0.0, 30.0)), seed=0)
+    plain = make_motion(speech_like(4.0), CHANNELS, FPS, MotionConfig(), seed=0)
+    assert np.allclose(moving.pose[:, 1] - plain.pose[:, 1], still.pose[:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("emotion", [e for e in EMOTIONS if e != "neutral"])
+def test_emotions_are_layered_on_speech(emotion):
+    features = speech_like(4.0)
+    neutral = make_motion(features, CHANNELS, FPS, MotionConfig(), seed=0)
+    felt = make_motion(features, CHANNELS, FPS, MotionConfig(emotion=emotion), seed=0)
+    double = make_motion(features, CHANNELS, FPS, MotionConfig(emotion=emotion, emotion_strength=2),
+                         seed=0)
+    delta = felt.expression - neutral.expression
+    assert np.abs(delta[-25:]).max() > 0.3                    # a clear held expression
+    assert np.abs(delta[0]).max() < 1e-6                      # faded in from the photo
+    jaw, close = CHANNELS.index("jaw_open"), CHANNELS.index("lip_close")
+    assert np.array_equal(felt.expression[:, [jaw, close]], neutral.expression[:, [jaw, close]])
+    assert np.abs(double.expression - neutral.expression)[-25:].max() > 1.5 * np.abs(delta[-25:]).max()
+    key = {"happy": "smile", "sad": "brow_raise", "surprised": "brow_raise", "angry": "brow_lower"}
+    assert delta[-1, CHANNELS.index(key[emotion])] > 0.3
+
+
+def test_unknown_emotion_is_refused():
+    with pytest.raises(ValueError, match="emotion"):
+        MotionConfig(emotion="bored")
+
+
+def test_blinks_have_natural_rate_duration_and_shape():
+    rng = np.random.default_rng(11)
+    blinks = blink_times(rng, 600.0)
+    rate = len(blinks) / 10.0
+    lengths = np.array([b[1] for b in blinks])
+    gaps = np.diff([b[0] for b in blinks])
+    assert 10 <= rate <= 25
+    assert lengths.min() >= 0.1 and lengths.max() <= 0.4
+    assert (gaps < 0.8).any()                                  # occasional double blinks
+    track = blink_track(np.random.default_rng(2), 100.0, 3000)  # 100 fps: see the lid's shape
+    peaks = np.nonzero(track == 1.0)[0]
+    assert len(peaks) >= 4
+    for p in peaks[:4]:
+        before = np.argmax(track[p::-1] < 0.05)
+        after = np.argmax(track[p:] < 0.05)
+        assert before < after                                  # closes faster than it opens
+    rest = track[track < 1.0]
+    assert np.mean(rest > 0.5) < 0.05                          # never resting half closed
+
+
+def test_idle_motion_breathes_and_blinks_with_a_resting_mouth():
+    m = make_motion(silence(12.0), CHANNELS, FPS, MotionConfig(), seed=4)
+    assert m.num_frames == 300
+    assert not m.expression.any()
+    assert (m.blink == 1.0).sum() >= 2
+    pitch_deg = np.degrees(m.pose[:, 0])
+    assert 0.1 < pitch_deg.std() < 3.0
+    spectrum = np.abs(np.fft.rfft(m.pose[:, 4] - m.pose[:, 4].mean()))
+    freqs = np.fft.rfftfreq(300, 1 / FPS)
+    assert 0.15 < freqs[np.argmax(spectrum)] < 0.6             # head rises with each breath

@@ -1,0 +1,233 @@
+"""The sadtalker backend's networks (talkinghead.neural): faithfulness to the original SadTalker
+code on seeded random weights, the checkpoint key table, strict loading.
+
+Fixtures (tests/fixtures/sadtalker_*) were made by benchmarks/sadtalker_fixtures.py running the
+original code; they hold only outputs and key → shape layouts. Skipped without torch (CI
+installs .[test,eval] only).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from talkinghead.errors import CheckpointError  # noqa: E402
+from talkinghead.neural import audio  # noqa: E402
+from talkinghead.neural.checkpoints import (  # noqa: E402
+    MAPPING_TABLE, SAFETENSORS_TABLE, TRAINING_ONLY, SadTalkerNets, load_mapping, load_sadtalker,
+    map_state, official_to_ours, ours_to_official, read_safetensors)
+from talkinghead.neural.expnet import ExpNet  # noqa: E402
+from talkinghead.neural.facevid2vid import Renderer  # noqa: E402
+from talkinghead.neural.mapping import MappingNet, transform_keypoints  # noqa: E402
+from talkinghead.neural.posevae import PoseVAE  # noqa: E402
+from talkinghead.neural.synthetic import random_state  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOL = 1e-4
+TINY_RENDERER = dict(
+    kp=dict(base=4, cap=16, blocks=2, depth=4, num_kp=15),
+    appearance=dict(base=64, cap=64, downs=2, volume_channels=16, depth=4, residuals=1),
+    motion=dict(volume_channels=16, num_kp=15, compress=2, base=4, cap=16, blocks=2, depth=4))
+
+TINIEST_RENDERER = dict(
+    kp=dict(base=4, cap=16, blocks=2, depth=4, num_kp=15),
+    appearance=dict(base=2, cap=16, downs=2, volume_channels=4, depth=4, residuals=1),
+    motion=dict(volume_channels=4, num_kp=15, compress=2, base=4, cap=16, blocks=2, depth=4),
+    decoder=dict(out_channels=4, hidden=4, middle=1))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return dict(np.load(FIXTURES / "sadtalker_reference.npz"))
+
+
+@pytest.fixture(scope="module")
+def layouts():
+    with gzip.open(FIXTURES / "sadtalker_layouts.json.gz", "rt") as f:
+        return json.load(f)
+
+
+class Part(torch.nn.Module):
+    """A container holding one network under the attribute name the key table uses."""
+
+    def __init__(self, name: str, net: torch.nn.Module):
+        super().__init__()
+        setattr(self, name, net)
+
+
+def load_part(tmp_path, layouts, stage: str, name: str, net: torch.nn.Module) -> torch.nn.Module:
+    """Write the stage's seeded random weights as an official-layout safetensors, load it back."""
+    path = tmp_path / f"{stage}.safetensors"
+    save_file(random_state(layouts[stage], layouts["seeds"][stage]), str(path))
+    part = Part(name, net)
+    part.load_state_dict(map_state(read_safetensors(path), part, SAFETENSORS_TABLE, str(path), TRAINING_ONLY))
+    return net.eval()
+
+
+def close(ours: torch.Tensor, theirs: np.ndarray) -> float:
+    return float(np.abs(ours.detach().numpy() - theirs).max())
+
+
+def test_mel_windows_match_original(reference):
+    t = np.arange(9000)
+    wav = (0.3 * np.sin(t * 0.05) * np.sin(t * 0.0007) + 0.05 * np.cos(t * 0.9)).astype(np.float32)
+    ours = audio.speech_windows(wav)
+    assert ours.shape == reference["mel_windows"].shape == (14, 80, 16)
+    assert np.abs(ours - reference["mel_windows"]).max() <= TOL
+
+
+def test_expnet_matches_original(tmp_path, layouts, reference):
+    net = load_part(tmp_path, layouts, "expnet", "expnet", ExpNet())
+    with torch.no_grad():
+        out = net(torch.from_numpy(reference["exp_mels"]), torch.from_numpy(reference["exp_ref"]),
+                  torch.from_numpy(reference["exp_blink"])[:, None])
+    assert out.shape == (3, 64) and close(out, reference["exp_out"]) <= TOL
+
+
+def test_posevae_matches_original(tmp_path, layouts, reference):
+    net = load_part(tmp_path, layouts, "posevae", "posevae", PoseVAE())
+    gen = torch.Generator().manual_seed(2)
+    mels = torch.randn(1, 40, 1, 80, 16, generator=gen)[0]
+    ref = torch.from_numpy(reference["pose_ref"])
+    with torch.no_grad():
+        pose = net(mels, ref, int(reference["pose_style"]),
+                   torch.Generator().manual_seed(int(reference["pose_seed"])))
+    assert pose.shape == (40, 6) and close(pose, reference["pose_out"]) <= TOL
+
+
+def test_mapping_and_keypoint_transform_match_original(tmp_path, layouts, reference):
+    path = tmp_path / "mapping_00229-model.pth.tar"
+    torch.save({"mapping": random_state(layouts["mapping"], layouts["seeds"]["mapping"]), "epoch": 229}, path)
+    net = load_mapping(path)
+    canonical = torch.from_numpy(reference["map_canonical"])
+    with torch.no_grad():
+        motion = net(torch.from_numpy(reference["map_windows"]))
+        kp = transform_keypoints(canonical, motion)
+        free = transform_keypoints(canonical, motion, {"yaw": torch.from_numpy(reference["map_yaw_in"])})
+    for key in ("yaw", "pitch", "roll", "t", "exp"):
+        assert close(motion[key], reference[f"map_{key}"]) <= TOL, key
+    assert kp.shape == (2, 15, 3) and close(kp, reference["map_kp"]) <= TOL
+    assert close(free, reference["map_kp_free"]) <= TOL
+
+
+def test_renderer_matches_original(tmp_path, layouts, reference):
+    net = load_part(tmp_path, layouts, "renderer", "renderer", Renderer(**TINY_RENDERER))
+    image = torch.from_numpy(reference["ren_image"])
+    with torch.no_grad():
+        canonical, volume = net.encode(image)
+        frame = net(volume, canonical, torch.from_numpy(reference["ren_kp_driving"]))
+    assert close(canonical, reference["ren_canonical"]) <= TOL
+    assert frame.shape == (1, 3, 16, 16) and close(frame, reference["ren_frame"]) <= TOL
+
+
+def _fold_names(keys):
+    """Official keys as they look after spectral-norm folding."""
+    out = set()
+    for key in keys:
+        if key.endswith(("weight_u", "weight_v")):
+            continue
+        out.add(key[:-len("_orig")] if key.endswith("weight_orig") else key)
+    return out
+
+
+def test_release_layout_maps_onto_our_networks(layouts):
+    """Every tensor of the real release files (layout from the original classes) maps onto ours."""
+    release = layouts["official_release"]
+    with torch.device("meta"):
+        ours = SadTalkerNets().state_dict()
+        mappings = {n: MappingNet(coeffs=n).state_dict() for n in (70, 73)}
+    keys = [k for k in _fold_names(release["safetensors"]) if not k.startswith(tuple(TRAINING_ONLY))]
+    mapped = {official_to_ours(k): k for k in keys}
+    assert None not in mapped and set(mapped) == set(ours)
+    for mine, official in mapped.items():
+        shape = release["safetensors"].get(official, release["safetensors"].get(official + "_orig"))
+        assert list(ours[mine].shape) == shape, official
+    for n, state in mappings.items():
+        table = {official_to_ours(k, MAPPING_TABLE): v for k, v in release[f"mapping_{n}"].items()}
+        assert {k: list(v.shape) for k, v in state.items()} == table
+
+
+def test_key_table_round_trips():
+    with torch.device("meta"):
+        keys = list(SadTalkerNets().state_dict())
+        mapping_keys = list(MappingNet().state_dict())
+    assert all(official_to_ours(ours_to_official(k)) == k for k in keys)
+    assert all(official_to_ours(ours_to_official(k, MAPPING_TABLE), MAPPING_TABLE) == k for k in mapping_keys)
+    assert official_to_ours("audio2exp.something.weight") is None
+
+
+def _tiny_nets() -> SadTalkerNets:
+    return SadTalkerNets(expnet=dict(width=2), posevae=dict(width=2, filters=(2, 2, 2, 2), hidden=8),
+                         renderer=TINIEST_RENDERER, recon=dict(base=2, layers=(1, 1, 1, 1)))
+
+
+def _official_file(nets: SadTalkerNets, path: Path) -> dict:
+    """Our random weights written under the official names, SPADE convs as spectral-norm triples
+    (W_orig, u, v); ``nets``' own copy of each such weight becomes the folded W_orig / (u·W_orig v)."""
+    tensors = {}
+    for key, value in nets.state_dict().items():
+        official = ours_to_official(key)
+        if ".decoder." in key and ".conv_" in key and key.endswith("weight"):
+            u, v = torch.rand(value.shape[0]) + 0.5, torch.rand(value[0].numel()) + 0.5
+            u, v = u / u.norm(), v / v.norm()
+            tensors |= {official + "_orig": value.clone(), official + "_u": u, official + "_v": v}
+            with torch.no_grad():
+                value /= torch.dot(u, value.reshape(value.shape[0], -1) @ v)
+        else:
+            tensors[official] = value.clone()
+    tensors["audio2pose.netD_motion.seq.0.conv.weight"] = torch.zeros(2, 6, 4)
+    save_file(tensors, str(path))
+    return tensors
+
+
+def test_load_tiny_release_and_run(tmp_path):
+    torch.manual_seed(0)
+    source = _tiny_nets().eval()
+    path = tmp_path / "SadTalker_V0.0.2_256.safetensors"
+    _official_file(source, path)
+    nets = load_sadtalker(path, _tiny_nets())
+    for key, value in source.state_dict().items():
+        assert torch.allclose(nets.state_dict()[key].float(), value.float(), atol=1e-6), key
+    with torch.no_grad():
+        exp = nets.expnet(torch.randn(2, 1, 80, 16), torch.randn(2, 64), torch.zeros(2, 1))
+        pose = nets.posevae(torch.randn(5, 1, 80, 16), torch.zeros(6), 3, torch.Generator().manual_seed(0))
+        coeffs = nets.recon(torch.rand(1, 3, 64, 64))
+        canonical, volume = nets.renderer.encode(torch.rand(1, 3, 16, 16))
+        frame = nets.renderer(volume, canonical, canonical)
+    assert exp.shape == (2, 64) and pose.shape == (5, 6) and coeffs.shape == (1, 257)
+    assert canonical.shape == (1, 15, 3) and frame.shape == (1, 3, 16, 16)
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path):
+    source = _tiny_nets()
+    path = tmp_path / "SadTalker_V0.0.2_256.safetensors"
+    tensors = _official_file(source, path)
+    del tensors["audio2exp.mapping1.bias"]
+    tensors["audio2exp.extra.weight"] = torch.zeros(1)
+    tensors["generator.fourth.weight"] = torch.zeros(3, 3, 1, 1)
+    save_file(tensors, str(path))
+    with pytest.raises(CheckpointError) as info:
+        load_sadtalker(path, _tiny_nets())
+    message = str(info.value)
+    assert str(path) in message and "audio2exp.mapping1.bias" in message
+    assert "audio2exp.extra.weight" in message and "generator.fourth.weight" in message
+
+
+def test_broken_spectral_triple_and_missing_files(tmp_path):
+    path = tmp_path / "x.safetensors"
+    save_file({"generator.decoder.fc.weight_orig": torch.zeros(2, 2)}, str(path))
+    with pytest.raises(CheckpointError, match="generator.decoder.fc"):
+        load_sadtalker(path, _tiny_nets())
+    with pytest.raises(CheckpointError, match="not found"):
+        load_mapping(tmp_path / "mapping_00229-model.pth.tar")
+    torch.save({"epoch": 1}, tmp_path / "bad.pth.tar")
+    with pytest.raises(CheckpointError, match="mapping"):
+        load_mapping(tmp_path / "bad.pth.tar")

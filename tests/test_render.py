@@ -1,0 +1,141 @@
+"""Renderer: exact where nothing moves, the right way where it does, still background."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from talkinghead.face import regions as R
+from talkinghead.face.crop import plan_framing
+from talkinghead.face.landmarks import find_face
+from talkinghead.face.model import fit_face
+from talkinghead.media import load_image
+from talkinghead.render.prefetch import Prefetch
+from talkinghead.render.renderer import Renderer
+from talkinghead.render.warp import WarpField, warp_into
+
+
+def _renderer(portrait_path, mode: str, size: int | None = None, matte: bool = True) -> Renderer:
+    pixels = load_image(portrait_path).pixels
+    mesh, _ = find_face(pixels)
+    framing = plan_framing(pixels, mesh, mode, size, matte=matte)
+    fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    return Renderer(framing, fit)
+
+
+@pytest.fixture(scope="module")
+def crop(portrait_path) -> Renderer:
+    return _renderer(portrait_path, "crop", 256)
+
+
+@pytest.fixture(scope="module")
+def full(portrait_path) -> Renderer:
+    return _renderer(portrait_path, "full")
+
+
+def _pose(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, x: float = 0.0) -> np.ndarray:
+    return np.array([np.radians(pitch), np.radians(yaw), np.radians(roll), x, 0, 0], np.float32)
+
+
+def _neutral(r: Renderer) -> np.ndarray:
+    return r.fit.source_expression.astype(np.float32)
+
+
+def test_zero_motion_reproduces_the_picture_exactly(crop):
+    frame = crop.render(_neutral(crop), _pose(), 0.0)
+    assert frame.dtype == np.uint8 and np.array_equal(frame, crop.framing.image)
+
+
+def test_same_coefficients_give_identical_frames(crop):
+    e = _neutral(crop)
+    e[crop.fit.channels.index("jaw_open")] = 0.6
+    a, b = crop.render(e, _pose(5, 12, 3), 0.3), crop.render(e, _pose(5, 12, 3), 0.3)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("yaw", [-20.0, 20.0])
+def test_yaw_moves_the_nose_pixels_the_way_the_mesh_turns(crop, yaw):
+    e = _neutral(crop)
+    expected = crop.posed_mesh(e, _pose(yaw=yaw), 0)[R.NOSE_TIP, 0] - crop.fit.mesh[R.NOSE_TIP, 0]
+    assert abs(expected) > 2
+    frame = crop.render(e, _pose(yaw=yaw), 0.0)
+    x, y = np.round(crop.fit.mesh[R.NOSE_TIP, :2]).astype(int)
+    half, reach = int(crop.fit.iod * 0.3), int(abs(expected) * 2) + 4
+    grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (crop.framing.image, frame)]
+    patch = grey[0][y - half:y + half, x - half:x + half]
+    strip = grey[1][y - half:y + half, x - half - reach:x + half + reach]
+    found = int(np.argmax(cv2.matchTemplate(strip, patch, cv2.TM_CCOEFF_NORMED)[0])) - reach
+    assert np.sign(found) == np.sign(expected) and abs(found - expected) < 0.35 * abs(expected)
+
+
+def test_background_far_from_the_person_stays_put(full):
+    crop = full
+    assert crop.framing.matte is not None
+    pose = _pose(5, 15, 3, 0.05)
+    frame = crop.render(_neutral(crop), pose, 0.0)
+    x0, y0, x1, y1 = crop.framing.roi
+    reach = np.abs(crop.posed_mesh(_neutral(crop), pose, 0.0) - crop.fit.mesh)[:, :2].max()
+    k = int(reach + 0.6 * crop.fit.iod) * 2 + 1  # head motion plus the soft matte edge
+    person = (crop.framing.matte > 0.05).astype(np.uint8)
+    far = cv2.dilate(person, np.ones((k, k), np.uint8)) == 0
+    assert far.mean() > 0.05, far.mean()  # the window shows background beside the head
+    window, source = frame[y0:y1, x0:x1], crop.framing.image[y0:y1, x0:x1]
+    assert np.array_equal(window[far], source[far])
+    assert not np.array_equal(window, source)
+
+
+def test_full_mode_equals_the_photo_outside_the_animated_window(full, portrait_path):
+    photo = load_image(portrait_path).pixels
+    h, w = full.framing.image.shape[:2]
+    assert (w, h) == (photo.shape[1] // 2 * 2, photo.shape[0] // 2 * 2)  # the photo's resolution
+    e = _neutral(full)
+    e[full.fit.channels.index("jaw_open")] = 0.7
+    frame = full.render(e, _pose(8, -20, 4), 1.0)
+    x0, y0, x1, y1 = full.framing.roi
+    outside = np.ones((h, w), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(frame[outside], photo[:h, :w][outside])
+    assert not np.array_equal(frame[y0:y1, x0:x1], photo[y0:y1, x0:x1])
+
+
+def test_an_open_jaw_paints_a_mouth_interior_darker_than_the_lips(crop):
+    e = _neutral(crop)
+    e[crop.fit.channels.index("jaw_open")] = 0.8
+    mesh = crop.posed_mesh(e, _pose(), 0.0)
+    frame = crop.render(e, _pose(), 0.0)
+    inner = mesh[R.inner_mouth_polygon(), :2]
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner).astype(np.int32)], 1)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+    assert mask.sum() > 20
+    lips = crop.look.lip.mean()
+    assert frame[mask].mean() < lips + 40  # cavity and teeth, not stretched lip skin only
+    assert frame[mask].std() > 10          # shaded, not a flat hole
+
+
+def test_warp_field_without_displacement_is_empty_and_copies():
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ring = np.column_stack([30 + 8 * np.cos(angles), 20 + 8 * np.sin(angles)])
+    pts = np.concatenate([[[0, 0], [63, 0], [63, 47], [0, 47]], ring, [[30, 20]]]).astype(np.float32)
+    field = WarpField(pts, 64, 48, 4)
+    m = field.backward_map(np.zeros((len(pts), 2), np.float32))
+    assert m.empty
+    src = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    out = src.copy()
+    warp_into(out, src, m)
+    assert np.array_equal(out, src)
+    moved = field.backward_map(np.array([[0, 0]] * 12 + [[3, 0]], np.float32))
+    x0, y0, x1, y1 = moved.box
+    assert 0 < x1 - x0 < 64 and moved.xy.shape == (y1 - y0, x1 - x0, 2)
+
+
+def test_prefetch_keeps_order_and_passes_errors_on():
+    with Prefetch(iter(range(50)), depth=2) as items:
+        assert list(items) == list(range(50))
+
+    def broken():
+        yield 1
+        raise RuntimeError("boom")
+
+    with Prefetch(broken()) as items, pytest.raises(RuntimeError, match="boom"):
+        list(items)
