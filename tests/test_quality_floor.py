@@ -14,9 +14,7 @@ import pytest
 
 from conftest import SHARED_DATA, needs_shared_data
 
-pytest.importorskip("dlib")
-if importlib.util.find_spec("face_recognition_models") is None:  # not imported: needs pkg_resources
-    pytest.skip("needs the eval extra (face-recognition-models)", allow_module_level=True)
+# The eval extra (dlib) is part of the test install: this gate must run in CI, never skip.
 
 # Synthetic speech (3 eSpeak sentences, 29 /p b m/, 27 open vowels), scored on the true phones.
 # Measured 2026-11-25 while motion/ was being reworked: closure moved 0.79..0.93 between

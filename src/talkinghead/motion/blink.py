@@ -35,11 +35,11 @@ def blink_times(rng: np.random.Generator, duration_s: float,
 def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
                 rate_gain: float = 1.0) -> np.ndarray:
     """(T,) float32 eyelid closure in [0, 1] per frame (1 = closed)."""
-    times = (np.arange(num_frames) + 0.5) / fps
+    times = np.arange(num_frames) / fps
     out = np.zeros(num_frames, dtype=np.float32)
     for start, length in blink_times(rng, num_frames / fps, rate_gain):
         out = np.maximum(out, lid_profile(times - start, length))
-        peak = int((start + length * CLOSE_SHARE) * fps)
+        peak = int(round((start + length * CLOSE_SHARE) * fps))
         if peak < num_frames:
             out[peak] = 1.0
     return out

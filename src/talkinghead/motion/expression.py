@@ -19,7 +19,7 @@ BROW_PER_SEMITONE = 0.08
 def expression_track(features: AudioFeatures, channels: tuple[str, ...], fps: float,
                      num_frames: int, scale: float = 1.0) -> np.ndarray:
     """(T, C) float32 expression weights for the model's ``channels`` at ``fps``."""
-    times = (np.arange(num_frames, dtype=np.float32) + 0.5) / fps
+    times = np.arange(num_frames, dtype=np.float32) / fps  # frame k is shown from k / fps
     mouth = mouth_targets(features.phones, times)
     activity = frame_values(features.activity, features.rate, fps, num_frames)
     gate = gaussian_filter1d(np.clip(activity * 1.5, 0, 1), 0.8)
