@@ -236,11 +236,21 @@ def load_audio(path: PathLike, sample_rate: int = 16000) -> Waveform:
         ) from exc
     if samples.size == 0:
         raise AudioError(f"no audio samples could be decoded from {p}; the recording is empty.")
-    # Float files can hold NaN or infinities (a broken recorder, a damaged file): make them silence
-    # or full scale, so that neither the analysis nor the AAC encoder sees them.
-    np.nan_to_num(samples, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-    np.clip(samples, -1.0, 1.0, out=samples)
+    _sanitize(samples)
     return Waveform(samples=samples, sample_rate=int(sample_rate))
+
+
+def _sanitize(samples: np.ndarray, block: int = 1 << 20) -> None:
+    """In place: NaN → 0, ±inf → ±1, everything clipped to [-1, 1].
+
+    Float files can hold NaN or infinities (a broken recorder, a damaged file); neither the
+    analysis nor the AAC encoder may see them. Done in blocks: the masks ``nan_to_num`` builds
+    would otherwise cost more memory than the recording itself.
+    """
+    for start in range(0, samples.size, block):
+        part = samples[start:start + block]
+        np.nan_to_num(part, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+        np.clip(part, -1.0, 1.0, out=part)
 
 
 def _reason(exc: BaseException) -> str:
@@ -285,20 +295,56 @@ def _decode_mono(
     resampler = av.AudioResampler(
         format="flt", layout="mono", rate=sample_rate, options={"rematrix_maxval": "1.0"}
     )
-    chunks: list[np.ndarray] = []
-    limit, total = MAX_AUDIO_SECONDS * sample_rate, 0
+    samples = _SampleBuffer(_expected_samples(container, stream, sample_rate))
+    limit = MAX_AUDIO_SECONDS * sample_rate
     for frame in container.decode(stream):
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-        total += frame.samples * sample_rate / max(frame.sample_rate or sample_rate, 1)
-        if total > limit:
+        for out in resampler.resample(frame):
+            samples.add(out.to_ndarray().reshape(-1))
+        if samples.size > limit:
             raise AudioError(
                 f"the recording is longer than {_hours(MAX_AUDIO_SECONDS)}, the most one video "
                 "may last; split it into shorter parts and make one video from each."
             )
-    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    for out in resampler.resample(None):
+        samples.add(out.to_ndarray().reshape(-1))
+    return samples.join()
+
+
+class _SampleBuffer:
+    """Decoded samples written straight into one preallocated array (sized from the container's
+    duration; grown by half if that was short), so that a long recording never exists twice.
+    Pages past the end are never touched and cost no memory."""
+
+    def __init__(self, expected: int) -> None:
+        self._data = np.empty(max(int(expected), 1 << 16), dtype=np.float32)
+        self.size = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        """Append (n,) samples."""
+        end = self.size + chunk.size
+        if end > self._data.size:
+            grown = np.empty(max(end, int(self._data.size * 1.5)), dtype=np.float32)
+            grown[:self.size] = self._data[:self.size]
+            self._data = grown
+        self._data[self.size:end] = chunk
+        self.size = end
+
+    def join(self) -> np.ndarray:
+        """The (N,) float32 samples (a view of the buffer)."""
+        return self._data[:self.size]
+
+
+def _expected_samples(container: av.container.InputContainer, stream: av.AudioStream,
+                      sample_rate: int) -> int:
+    """Samples at ``sample_rate`` that the container says it holds, plus a little; capped."""
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    else:
+        seconds = 60.0
+    seconds = min(max(seconds, 0.0), MAX_AUDIO_SECONDS + 1.0)
+    return int(seconds * 1.01 * sample_rate) + sample_rate
 
 
 # --------------------------------------------------------------------------------------------

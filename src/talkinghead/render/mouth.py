@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 SUBPIXEL_BITS = 3
+EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks cut out there)
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 
 
@@ -37,13 +38,16 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if gap.max() < 0.6:
         return
     polygon = np.concatenate([upper, lower[-2:0:-1]])
-    x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+    margin = 2 + int(3 * EDGE_BLUR * look.iod)
+    x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + margin + 1
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     mask = _polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
+    if look.iod > 150:
+        mask = cv2.GaussianBlur(mask, (0, 0), EDGE_BLUR * look.iod)
     interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
@@ -73,26 +77,37 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     picture = np.broadcast_to(look.cavity, (h, w, 3)) * (1.4 - shade)[..., None]
     tongue = np.clip((depth - 0.55) / 0.3, 0, 1) * np.clip((0.8 - across) / 0.3, 0, 1)
     picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
-    upper_h = np.minimum(0.07 * look.iod, 0.45 * gap)
-    lower_h = np.clip(gap - 0.16 * look.iod, 0, 0.05 * look.iod)
-    upper_teeth = _teeth_band(ys - top, upper_h, across, 0.8)
-    lower_teeth = _teeth_band(bottom - ys, lower_h, across, 0.55) * 0.75
-    teeth_light = (0.78 + 0.22 * np.clip((ys - top) / np.maximum(upper_h, 1), 0, 1)) * \
-        _tooth_gaps(xs - centre, look.iod)[None, :]
+    soft = max(1.0, 0.012 * look.iod)
+    rounding = _tooth_rounding(xs - centre, look.iod)[None, :]
+    upper_h = np.minimum(0.075 * look.iod, 0.45 * gap) * rounding
+    lower_h = np.clip(gap - 0.2 * look.iod, 0, 0.045 * look.iod) * rounding
+    upper_teeth = _teeth_band(ys - top, upper_h, across, 0.8, soft)
+    lower_teeth = _teeth_band(bottom - ys, lower_h, across, 0.5, soft) * 0.7
+    along = np.clip((ys - top) / np.maximum(upper_h, 1), 0, 1)
+    teeth_light = (0.72 + 0.33 * along - 0.1 * along ** 6) * _tooth_gaps(xs - centre, look.iod)[None, :]
     cover = np.clip(upper_teeth + lower_teeth, 0, 1)[..., None]
-    teeth = look.teeth * (teeth_light * (1 - 0.45 * across ** 2))[..., None]
+    teeth = look.teeth * (teeth_light * (1 - 0.55 * across ** 2))[..., None]
     return picture * (1 - cover) + teeth * cover
 
 
-def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray, reach: float) -> np.ndarray:
-    """Soft coverage of a teeth row whose edge lies ``dist`` px from the lip, (h, w) in [0, 1];
-    ``reach``: how far towards the corners the row shows (share of the half-width)."""
-    edge = np.clip((height - dist) / 1.2 + 0.5, 0, 1)
-    return edge * (dist > -1) * np.clip((reach - across) / 0.15, 0, 1)
+def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray, reach: float,
+                soft: float) -> np.ndarray:
+    """Coverage of a teeth row whose edge lies ``dist`` px from the lip, (h, w) in [0, 1];
+    ``reach``: how far towards the corners the row shows (share of the half-width); ``soft``:
+    width of the edge ramp, pixels."""
+    edge = np.clip((height - dist) / soft + 0.5, 0, 1)
+    return edge * (dist > -soft) * np.clip((reach - across) / 0.15, 0, 1)
+
+
+def _tooth_rounding(dx: np.ndarray, iod: float) -> np.ndarray:
+    """(w,) share of the row height each column reaches: teeth have rounded corners."""
+    width = 0.16 * iod
+    phase = np.abs(((dx / width) + 0.5) % 1.0 - 0.5) * 2
+    return 1 - 0.18 * phase ** 4
 
 
 def _tooth_gaps(dx: np.ndarray, iod: float) -> np.ndarray:
     """Faint darker lines between teeth, (w,) brightness factor."""
     width = 0.16 * iod
     phase = np.abs(((dx / width) + 0.5) % 1.0 - 0.5)
-    return 1 - 0.12 * np.exp(-(phase * width / 0.8) ** 2)
+    return 1 - 0.1 * np.exp(-(phase * width / max(0.8, 0.006 * iod)) ** 2)
