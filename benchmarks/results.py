@@ -4,7 +4,7 @@
     python benchmarks/results.py --dry-run    # prints the section instead
 
 Runs the evaluation (``talkinghead eval`` through the Python API) on ../shared/data/clips,
-the synthetic-speech lip scores, and ``benchmarks/speed.py --quick --markdown`` in a
+the synthetic-speech lip scores, and ``benchmarks/speed.py --markdown`` in a
 subprocess; takes a few minutes on a laptop CPU. Needs the ``eval`` extra (dlib).
 """
 from __future__ import annotations
@@ -64,8 +64,8 @@ def synthetic_table() -> str:
 
 
 def speed_table() -> str:
-    """``speed.py --quick --markdown`` output: its summary line, a blank line, its table."""
-    command = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--quick", "--markdown"]
+    """``speed.py --markdown`` output: its summary line, a blank line, its table."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--markdown"]
     done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"speed.py failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -104,7 +104,7 @@ the true phones: share of /p b m/ with the lips closed, of open vowels with the 
 
 {synthetic}
 
-**Speed** (`python benchmarks/speed.py --quick --markdown`): real-time factor = wall time /
+**Speed** (`python benchmarks/speed.py --markdown`): real-time factor = wall time /
 audio duration, files in to mp4 out, in a fresh process; stage columns in seconds per audio
 second.
 
