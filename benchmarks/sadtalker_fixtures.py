@@ -140,6 +140,36 @@ def renderer_stage(out: dict, layouts: dict) -> None:
                ren_canonical=canonical.numpy(), ren_frame=frame["prediction"].numpy())
 
 
+ALIGN_POINTS = np.array([[101.1, 113.0], [160.4, 110.7], [133.8, 150.8], [108.3, 175.2], [158.3, 172.6]])
+
+
+def align_picture() -> np.ndarray:
+    """A fixed smooth 256×256 RGB test picture, uint8 (the tests rebuild it with this formula)."""
+    y, x = np.mgrid[0:256, 0:256].astype(np.float64)
+    channels = (x * 0.9 + 20 * np.sin(y / 9), y * 0.8 + 30 * np.cos(x / 13), (x + y) / 2)
+    return np.stack([c % 256 for c in channels], axis=-1).astype(np.uint8)
+
+
+def align_stage(root: Path) -> dict:
+    """Deep3DFaceRecon's align_img on the test picture and five points (y flipped first, as
+    SadTalker's preprocess does) → the 224×224 face and (W, H, scale, t_x, t_y)."""
+    from PIL import Image
+
+    if not hasattr(np, "VisibleDeprecationWarning"):  # the module names it at import (numpy < 2)
+        np.VisibleDeprecationWarning = np.exceptions.VisibleDeprecationWarning
+    import src.face3d.util.preprocess as prep
+    from src.face3d.util.load_mats import load_lm3d
+
+    pos = prep.POS
+    # new numpy refuses float() of 1-element arrays: hand align_img 0-d translations (same numbers)
+    prep.POS = lambda xp, x: (lambda t, s: (t[:, 0], s))(*pos(xp, x))
+    lm = ALIGN_POINTS.astype(np.float32).copy()
+    lm[:, 1] = 256 - 1 - lm[:, 1]
+    params, face, _, _ = prep.align_img(Image.fromarray(align_picture()), lm,
+                                        load_lm3d(str(root / "src" / "config")))
+    return {"align_face": np.asarray(face), "align_params": np.asarray(params, dtype=np.float32).ravel()}
+
+
 def full_layouts(root: Path) -> dict:
     """Key → shape of the real release files, from the original classes at full size."""
     import yaml
@@ -183,6 +213,7 @@ def main() -> None:
     renderer_stage(out, layouts)
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / "sadtalker_reference.npz", **out)
+    np.savez_compressed(args.out / "sadtalker_align.npz", **align_stage(args.sadtalker))
     layouts["seeds"] = SEEDS
     layouts["official_release"] = full_layouts(args.sadtalker)
     with gzip.open(args.out / "sadtalker_layouts.json.gz", "wt") as f:

@@ -8,6 +8,8 @@ loop is bounded by ``--timeout``.
 
     python benchmarks/serve_load.py                      # 20 jobs, 2 workers, 1.5 s speech, 128 px
     python benchmarks/serve_load.py --jobs 20 --workers 1 --size 256
+    python benchmarks/serve_load.py --queue redis://127.0.0.1:6379/0   # RQ mode: --workers
+                                                         # 'talkinghead worker' processes
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         wav = _speech_wav(work / "speech.wav")
-        url, stop = _start_server(work / "data", args.workers)
+        stop_workers = _start_rq_workers(args.queue, args.workers) if args.queue else None
+        url, stop = _start_server(work / "data", args.workers, args.queue)
         sampler = _MemorySampler(os.getpid())
         sampler.start()
         try:
@@ -43,6 +46,8 @@ def main() -> None:
         finally:
             sampler.stop()
             stop()
+            if stop_workers is not None:
+                stop_workers()
     _report(results, wall, sampler.peak_mb, args)
 
 
@@ -52,6 +57,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
+    p.add_argument("--queue", default=None, metavar="redis://HOST:PORT/DB",
+                   help="queue mode: a running Redis; --workers RQ workers are started on it")
     return p.parse_args()
 
 
@@ -69,7 +76,35 @@ def _speech_wav(path: Path) -> Path:
     return path
 
 
-def _start_server(data: Path, workers: int):
+def _start_rq_workers(queue_url: str, count: int):
+    """``count`` 'talkinghead worker' processes, ready → a stop function (bounded waits)."""
+    import signal
+    import subprocess
+    import sys
+
+    from redis import Redis
+    from rq import Worker
+
+    command = [sys.executable, "-m", "talkinghead", "worker", "--queue", queue_url, "--quiet"]
+    procs = [subprocess.Popen(command + ["--name", f"bench-{os.getpid()}-{i}"]) for i in range(count)]
+    conn, deadline = Redis.from_url(queue_url), time.monotonic() + 120
+    while len(Worker.all(connection=conn)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    def stop() -> None:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
+
+    return stop
+
+
+def _start_server(data: Path, workers: int, queue_url: str | None = None):
     """uvicorn on a free loopback port in a thread → (base url, stop function)."""
     import uvicorn
 
@@ -79,7 +114,8 @@ def _start_server(data: Path, workers: int):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Settings(data_dir=data, workers=workers, limits=Limits(max_queued=64)))
+    app = create_app(Settings(data_dir=data, workers=workers, limits=Limits(max_queued=64),
+                              queue_url=queue_url))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -194,8 +230,9 @@ def _report(results: list[dict], wall: float, peak_mb: float, args: argparse.Nam
     ok = [r for r in results if r["ok"]]
     lat = sorted(r["latency"] for r in ok) or [float("nan")]
     p95 = lat[min(len(lat) - 1, int(np.ceil(0.95 * len(lat))) - 1)]
+    mode = "RQ workers" if args.queue else "workers"
     print(f"jobs {len(results)}, ok {len(ok)}, failed {len(results) - len(ok)} "
-          f"(workers {args.workers}, size {args.size}, cores {os.cpu_count()})")
+          f"({mode} {args.workers}, size {args.size}, cores {os.cpu_count()})")
     print(f"wall {wall:.1f} s, throughput {len(ok) / wall * 60:.1f} jobs/min")
     print(f"latency submit→done: p50 {statistics.median(lat):.1f} s, p95 {p95:.1f} s, "
           f"max {lat[-1]:.1f} s")

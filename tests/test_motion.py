@@ -164,3 +164,29 @@ def test_idle_motion_breathes_and_blinks_with_a_resting_mouth():
     spectrum = np.abs(np.fft.rfft(m.pose[:, 4] - m.pose[:, 4].mean()))
     freqs = np.fft.rfftfreq(300, 1 / FPS)
     assert 0.15 < freqs[np.argmax(spectrum)] < 0.6             # head rises with each breath
+
+
+def _loud_features(dip: bool) -> AudioFeatures:
+    """1 s of steady loud speech (-20 dB) with an /m/ at 0.4–0.6 s, quiet (-60 dB) if ``dip``."""
+    loud = np.full(100, -20.0, np.float32)
+    if dip:
+        loud[40:60] = -60.0
+    ones = np.ones(100, np.float32)
+    phones = (Phone("AA", 0.0, 0.4), Phone("M", 0.4, 0.6), Phone("AA", 0.6, 1.0))
+    return AudioFeatures(100, loud, ones, ones * 120, ones * 0, phones, 1.0)
+
+
+def test_acoustic_check_opens_lips_only_through_sound_that_stays_loud():
+    from talkinghead.motion.coarticulation import mouth_targets
+    from talkinghead.motion.expression import _acoustic_check
+    from talkinghead.motion.visemes import TARGETS
+
+    closure, jaw = TARGETS.index("closure"), TARGETS.index("jaw_open")
+    times = np.arange(25) / FPS
+    for dip, closed in ((True, True), (False, False)):
+        features = _loud_features(dip)
+        mouth = mouth_targets(features.phones, times)
+        checked = _acoustic_check(mouth, features, FPS, 25)
+        assert (checked[12, closure] > 0.9) == closed  # frame 12: the /m/ itself
+        np.testing.assert_array_equal(_acoustic_check(mouth, features, FPS, 25, 0.0), mouth)
+    assert checked[12, jaw] >= 0.3 > mouth[12, jaw]             # loud: the jaw opens anyway

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,133 @@ def test_broken_spectral_triple_and_missing_files(tmp_path):
     torch.save({"epoch": 1}, tmp_path / "bad.pth.tar")
     with pytest.raises(CheckpointError, match="mapping"):
         load_mapping(tmp_path / "bad.pth.tar")
+
+
+# ---- the sadtalker backend end to end (tiny random networks in the official file layout) ----
+
+#: Tiny widths everywhere; the renderer downsamples 16× so it draws 64×64 frames (the backend
+#: resizes them to the 256 output), which keeps a frame well under a second on two cores.
+TINY_ARCHITECTURE = dict(
+    expnet=dict(width=2), posevae=dict(width=2, filters=(2, 2, 2, 2), hidden=8),
+    renderer=TINIEST_RENDERER | dict(appearance=TINIEST_RENDERER["appearance"] | dict(downs=4)),
+    recon=dict(base=2, layers=(1, 1, 1, 1)))
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path, monkeypatch) -> Path:
+    """A checkpoint folder with the official file names and key layout, tiny widths (the
+    backend builds its networks from ``ARCHITECTURE``, patched here to match)."""
+    from talkinghead.neural import backend
+    from talkinghead.neural.checkpoints import MAPPING_NAMES
+
+    monkeypatch.setattr(backend, "ARCHITECTURE", TINY_ARCHITECTURE)
+    torch.manual_seed(0)
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    _official_file(SadTalkerNets(**TINY_ARCHITECTURE).eval(), folder / "SadTalker_V0.0.2_256.safetensors")
+    for coeffs, name in MAPPING_NAMES.items():
+        state = MappingNet(coeffs=coeffs, width=16).state_dict()
+        torch.save({"mapping": {ours_to_official(k, MAPPING_TABLE): v for k, v in state.items()}},
+                   folder / name)
+    return folder
+
+
+@pytest.fixture
+def one_second_wav(tmp_path, short_speech_wav) -> Path:
+    """The first second of the synthetic speech (25 frames), 16 kHz 16-bit wav."""
+    from talkinghead.media import load_audio
+
+    speech = load_audio(short_speech_wav)
+    wav = tmp_path / "one_second.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((speech.samples[:16000] * 32767).astype("<i2").tobytes())
+    return wav
+
+
+def _generate(portrait_path, wav, out, checkpoints, *extra) -> int:
+    from talkinghead.cli import main
+
+    return main(["generate", "--backend", "sadtalker", "--checkpoints", str(checkpoints),
+                 "--image", str(portrait_path), "--audio", str(wav), "-o", str(out), "--quiet", *extra])
+
+
+def _probe(path: Path) -> tuple[int, int, int, bool]:
+    """(frames, width, height, has audio) of an mp4."""
+    import av
+
+    with av.open(str(path)) as container:
+        has_audio = any(s.type == "audio" for s in container.streams)
+        frames = [f for f in container.decode(video=0)]
+    return len(frames), frames[0].width, frames[0].height, has_audio
+
+
+def test_sadtalker_backend_end_to_end(tmp_path, tiny_checkpoints, portrait_path, one_second_wav):
+    out = tmp_path / "out.mp4"
+    assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--pose-style", "3") == 0
+    assert _probe(out) == (25, 256, 256, True)
+
+
+def test_sadtalker_backend_full_mode_still_free_view(tmp_path, tiny_checkpoints, portrait_path,
+                                                     one_second_wav):
+    from PIL import Image
+
+    out = tmp_path / "full.mp4"
+    code = _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--preprocess", "full",
+                     "--still", "--yaw", "-10", "10", "--expression-scale", "1.5")
+    assert code == 0
+    frames, width, height, has_audio = _probe(out)
+    w, h = Image.open(portrait_path).size
+    assert frames == 25 and has_audio and (width, height) == (w // 2 * 2, h // 2 * 2)
+
+
+def test_sadtalker_backend_names_a_missing_checkpoint(tmp_path, tiny_checkpoints, portrait_path,
+                                                      short_speech_wav, capsys):
+    (tiny_checkpoints / "mapping_00229-model.pth.tar").unlink()
+    out = tmp_path / "missing.mp4"
+    assert _generate(portrait_path, short_speech_wav, out, tiny_checkpoints) == 2
+    assert "mapping_00229-model.pth.tar" in capsys.readouterr().err and not out.exists()
+
+
+def test_alignment_matches_original():
+    """align_img of Deep3DFaceRecon (run by benchmarks/sadtalker_fixtures.py) on a fixed picture
+    and five points: the same 224×224 pixels and parameters."""
+    import sys
+
+    from talkinghead.neural.align import align_face
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from sadtalker_fixtures import ALIGN_POINTS, align_picture
+
+    expected = np.load(FIXTURES / "sadtalker_align.npz")
+    face, params = align_face(align_picture(), ALIGN_POINTS)
+    assert np.abs(params - expected["align_params"]).max() <= TOL * np.abs(expected["align_params"]).max()
+    assert np.array_equal(face, expected["align_face"])
+
+
+def test_blink_signal_and_free_view():
+    from talkinghead.neural.backend import free_view
+    from talkinghead.neural.coefficients import BLINK_SHAPE, blink_signal
+
+    a, b = (blink_signal(300, np.random.default_rng(7)) for _ in range(2))
+    assert np.array_equal(a, b) and a.max() == 1.0 and blink_signal(20, np.random.default_rng(0)).max() == 0
+    starts = [i for i in range(300) if a[i] == 0.5 and (i == 0 or a[i - 1] == 0)]
+    assert all(np.array_equal(a[s:s + 5], BLINK_SHAPE) for s in starts)
+    gaps = np.diff([0] + [s + 5 for s in starts])
+    assert len(starts) >= 4 and all(10 <= g - 5 < 70 for g in gaps[1:])
+    assert np.allclose(free_view((-10.0, 10.0), 5), [-10, -5, 0, 5, 10])
+    assert free_view((), 5) is None and np.allclose(free_view((3.0,), 4), 3)
+
+
+def test_sadtalker_backend_without_torch_names_the_extra(tmp_path, monkeypatch, portrait_path,
+                                                         one_second_wav, capsys):
+    import sys
+
+    import talkinghead.neural
+
+    for name in [m for m in sys.modules if m.startswith("talkinghead.neural.")]:
+        monkeypatch.delitem(sys.modules, name)
+        monkeypatch.delattr(talkinghead.neural, name.rsplit(".", 1)[1], raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch → ModuleNotFoundError
+    code = _generate(portrait_path, one_second_wav, tmp_path / "x.mp4", tmp_path)
+    assert code == 2 and "pip install 'talkinghead[sadtalker]'" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line: ``talkinghead generate | demo | eval | batch | serve``, thin over Config."""
+"""Command line: ``talkinghead generate | demo | eval | batch | serve | worker``, thin over Config."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import EMOTIONS, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES, VideoConfig
+from .config import BACKENDS, EMOTIONS, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES, VideoConfig
 from .errors import UserError
 from .face.crop import MODES
 
@@ -122,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--motion", default=None, metavar="FILE",
                      help="render the motion in FILE (.json/.npz from --export-motion) instead "
                           "of motion from the audio; the video lasts as long as the motion")
+    gen.add_argument("--backend", choices=BACKENDS, default="embedded",
+                     help="embedded: offline, CPU, no downloads; sadtalker: the official SadTalker "
+                          "networks from --checkpoints (needs the [sadtalker] extra)")
+    gen.add_argument("--checkpoints", default=None, metavar="DIR",
+                     help="folder holding SadTalker_V0.0.2_256/512.safetensors and mapping_*.pth.tar")
     _add_options(gen)
     gen.set_defaults(func=_generate)
     demo = sub.add_parser("demo", help="animate a bundled portrait with synthesized speech")
@@ -139,11 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
     from .batch import add_batch_command
     from .stream import add_stream_command
-    from .server.command import add_serve_command
+    from .server.command import add_serve_command, add_worker_command
 
     add_batch_command(sub, _add_options)
     add_stream_command(sub, _add_options)
     add_serve_command(sub)
+    add_worker_command(sub)
     return p
 
 
@@ -219,6 +225,8 @@ def _config(args: argparse.Namespace) -> Config:
         video=VideoConfig(fps=args.fps),
         seed=args.seed,
         transcript=_transcript(args.transcript),
+        backend=getattr(args, "backend", "embedded"),
+        checkpoints=getattr(args, "checkpoints", None),
     )
 
 
@@ -238,6 +246,12 @@ def _generate(args: argparse.Namespace) -> int:
     inputs = [p for p in (args.image, args.audio, args.motion) if p]
     out = check_output_path(args.output, inputs)
     speech, phones = _speech(args, motion)
+    if pipeline.config.backend == "sadtalker":
+        if args.motion or args.export_motion:
+            raise UserError("--motion and --export-motion work with --backend embedded only")
+        progress = None if args.quiet else ProgressBar("rendering")
+        _report(args, pipeline.animate(load_image(args.image), speech, out, progress))
+        return EXIT_OK
     result = _animate(args, pipeline, load_image(args.image), speech, out, motion, phones)
     _report(args, result)
     return EXIT_OK
@@ -275,6 +289,8 @@ def _animate(args: argparse.Namespace, pipeline, portrait, speech, out, motion=N
         check_motion_path(args.export_motion)
     progress = None if args.quiet else ProgressBar("rendering")
     timings = Timings()
+    if not args.export_motion and pipeline.streams(speech, motion, phones):
+        return pipeline.animate_long(portrait, speech, out, progress, timings)
     prepared = pipeline.prepare(portrait, speech, timings, motion, phones)
     if args.export_motion:
         save_motion(prepared.motion, args.export_motion)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,18 +11,21 @@ import numpy as np
 from .audio.features import compute_features
 from .audio.phones import align_phones, recognize_phones
 from .config import Config
+from .errors import UserError
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face
 from .face.model import fit_face
 from .media import VideoWriter, check_output_path, load_audio, load_image
 from .face.tracking import track_video
 from .motion.io import conform_channels, retime
-from .motion.track import make_motion
+from .motion.track import make_motion, num_frames_for
 from .render.prefetch import Prefetch
 from .render.renderer import Renderer
+from .segments import StageClock, segment_blocks, segmentable
 from .types import AudioFeatures, FaceFit, MotionTrack, Phone, Portrait, ReferenceMotion, Waveform
 
 Progress = Callable[[int, int], None]
+MOTION_BLOCKS_AHEAD = 1000  # motion blocks (~20 s each, a few kB) planned ahead of rendering
 
 
 @dataclass
@@ -74,12 +77,7 @@ class Pipeline:
         """Steps 1–4: find and fit the face, frame it, hear the speech, plan the motion."""
         timings = timings or Timings()
         cfg = self.config
-        t = time.perf_counter()
-        # 1. face: detect, mesh, frame, fit the linear face model
-        mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
-        framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
-        fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
-        timings.face += time.perf_counter() - t
+        framing, fit, num_faces = self.face(portrait, timings)
         if motion is None:
             # 2. speech: timed phones and prosody
             t = time.perf_counter()
@@ -93,6 +91,16 @@ class Pipeline:
         else:
             motion = retime(conform_channels(motion, fit.channels), cfg.video.fps)
         return Prepared(framing, fit, motion, num_faces)
+
+    def face(self, portrait: Portrait, timings: Timings) -> tuple[Framing, FaceFit, int]:
+        """Step 1: detect, mesh, frame and fit the face → framing, fit, faces in the photo."""
+        cfg = self.config
+        t = time.perf_counter()
+        mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
+        framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
+        fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+        timings.face += time.perf_counter() - t
+        return framing, fit, num_faces
 
     def references(self) -> tuple[ReferenceMotion | None, ReferenceMotion | None]:
         """Head pose and eyelids tracked on the ``--ref-pose`` / ``--ref-blink`` videos."""
@@ -111,10 +119,22 @@ class Pipeline:
 
     def frames(self, prepared: Prepared) -> Iterator[np.ndarray]:
         """Step 4: render every frame, (H, W, 3) uint8, one at a time."""
-        renderer = Renderer(prepared.framing, prepared.fit)
-        m = prepared.motion
-        for i in range(m.num_frames):
-            yield renderer.render(m.expression[i], m.pose[i], float(m.blink[i]))
+        return self._render(prepared.framing, prepared.fit, (prepared.motion,))
+
+    @staticmethod
+    def _render(framing: Framing, fit: FaceFit, blocks: Iterable[MotionTrack]) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 frames for consecutive motion ``blocks``, one at a time."""
+        renderer = Renderer(framing, fit)
+        for m in blocks:
+            for i in range(m.num_frames):
+                yield renderer.render(m.expression[i], m.pose[i], float(m.blink[i]))
+
+    def streams(self, speech: Waveform, motion: MotionTrack | None = None,
+                phones: tuple[Phone, ...] | None = None) -> bool:
+        """Whether ``animate`` renders while the speech is still being heard (long recordings
+        with recognized phones and generated motion; see ``segments``)."""
+        return (self.config.backend != "sadtalker" and motion is None and phones is None
+                and segmentable(speech, self.config))
 
     def run(self, image: str | Path, audio: str | Path, output: str | Path,
             progress: Progress | None = None, motion: MotionTrack | None = None) -> Result:
@@ -131,19 +151,79 @@ class Pipeline:
                 phones: tuple[Phone, ...] | None = None, timings: Timings | None = None) -> Result:
         """In-memory photo and speech → mp4 at ``output``; ``phones``: known timings, if any."""
         timings = timings or Timings()
+        if self.config.backend == "sadtalker":
+            return self.animate_neural(portrait, speech, check_output_path(output), progress, timings)
+        if self.streams(speech, motion, phones):
+            return self.animate_long(portrait, speech, check_output_path(output), progress, timings)
         prepared = self.prepare(portrait, speech, timings, motion, phones)
         return self.write(prepared, speech, check_output_path(output), timings, progress)
+
+    def animate_long(self, portrait: Portrait, speech: Waveform, output: Path,
+                     progress: Progress | None = None, timings: Timings | None = None) -> Result:
+        """A long recording → mp4: frames are rendered from the first recognized piece (≤ 20 s)
+        on, while a background thread recognizes the rest and plans its motion in overlapping
+        segments (``segments.segment_blocks``; same inputs and seed → same video)."""
+        timings = timings or Timings()
+        framing, fit, num_faces = self.face(portrait, timings)
+        clock = StageClock()
+        total = num_frames_for(speech.duration, self.config.video.fps)
+        with Prefetch(segment_blocks(speech, fit.channels, self.config, clock),
+                      depth=MOTION_BLOCKS_AHEAD) as blocks:
+            result = self._encode(self._render(framing, fit, blocks), framing, total, num_faces,
+                                  speech, output, timings, progress)
+        timings.phones += clock.phones
+        timings.motion += clock.motion
+        return result
+
+    def animate_neural(self, portrait: Portrait, speech: Waveform, output: Path,
+                       progress: Progress | None = None, timings: Timings | None = None) -> Result:
+        """The ``sadtalker`` backend: official networks from ``config.checkpoints``, frames
+        streamed into the mp4 one at a time (torch is imported here, lazily)."""
+        timings = timings or Timings()
+        cfg = self.config
+        t = time.perf_counter()
+        backend_module = _neural_backend()
+        mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
+        backend_module.check_supported(cfg)
+        backend = backend_module.SadTalkerBackend(
+            cfg.checkpoints, backend_module.model_size(cfg),
+            full=cfg.face.preprocess in ("full", "extfull"))
+        timings.face += time.perf_counter() - t
+        t = time.perf_counter()
+        plan = backend.prepare(portrait.pixels, mesh, _at_16k(speech).samples, cfg)
+        timings.motion += time.perf_counter() - t
+        w, h = plan.compose.size
+        video = cfg.video
+        with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer:
+            frames = backend.frames(plan)
+            for i in range(plan.num_frames):
+                t = time.perf_counter()
+                frame = next(frames)
+                timings.render += time.perf_counter() - t
+                t = time.perf_counter()
+                writer.write(frame)
+                timings.encode += time.perf_counter() - t
+                if progress:
+                    progress(i + 1, plan.num_frames)
+        return Result(Path(output), plan.num_frames, video.fps, w, h, num_faces, timings)
 
     def write(self, prepared: Prepared, speech: Waveform, output: Path, timings: Timings,
               progress: Progress | None = None) -> Result:
         """Step 5: stream the rendered frames and the speech into an mp4. Frames are rendered
         in a background thread while this one encodes (``timings.render`` and ``.encode`` are
         each thread's busy time; they overlap)."""
-        h, w = prepared.framing.image.shape[:2]
-        total = prepared.motion.num_frames
+        return self._encode(self.frames(prepared), prepared.framing, prepared.motion.num_frames,
+                            prepared.num_faces, speech, output, timings, progress)
+
+    def _encode(self, source: Iterator[np.ndarray], framing: Framing, total: int, num_faces: int,
+                speech: Waveform, output: Path, timings: Timings,
+                progress: Progress | None = None) -> Result:
+        """Render ``source`` (``total`` frames of ``framing``'s size) in a background thread
+        while this one encodes them and the speech into ``output``."""
+        h, w = framing.image.shape[:2]
         video = self.config.video
         with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer, \
-                Prefetch(self.frames(prepared)) as frames:
+                Prefetch(source) as frames:
             for i, frame in enumerate(frames):
                 t = time.perf_counter()
                 writer.write(frame)
@@ -151,4 +231,25 @@ class Pipeline:
                 if progress:
                     progress(i + 1, total)
         timings.render += frames.busy
-        return Result(Path(output), total, video.fps, w, h, prepared.num_faces, timings)
+        return Result(Path(output), total, video.fps, w, h, num_faces, timings)
+
+
+def _neural_backend():
+    """``talkinghead.neural.backend``; UserError naming the extra when torch is missing."""
+    try:
+        from .neural import backend
+    except ModuleNotFoundError as exc:
+        if exc.name in ("torch", "safetensors"):
+            raise UserError(f"the sadtalker backend needs {exc.name}: pip install "
+                            "'talkinghead[sadtalker]'") from exc
+        raise
+    return backend
+
+
+def _at_16k(speech: Waveform) -> Waveform:
+    """The speech at 16 kHz (SadTalker's rate); linear resampling when it is not."""
+    if speech.sample_rate == 16000:
+        return speech
+    n = int(round(len(speech.samples) * 16000 / speech.sample_rate))
+    t = np.arange(n) * (speech.sample_rate / 16000)
+    return Waveform(np.interp(t, np.arange(len(speech.samples)), speech.samples).astype(np.float32), 16000)

@@ -147,7 +147,7 @@ def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
         head_std=tuple(float(v) for v in M.head_motion_std(video.pose)),
         head_ratio=M.head_motion_ratio(video.pose, real.pose)[1],
         beat_alignment=M.beat_alignment(video.pose, clip.energy, fps),
-        jitter=M.landmark_jitter(video.points),
+        jitter=M.landmark_jitter(track.points),  # at the video's own frame rate: resampling smooths
         generate_seconds=timing[0], measure_seconds=timing[1])
 
 

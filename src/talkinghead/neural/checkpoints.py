@@ -259,11 +259,13 @@ def load_sadtalker(path: Path, nets: SadTalkerNets | None = None) -> SadTalkerNe
 
 
 def load_mapping(path: Path, net: MappingNet | None = None) -> MappingNet:
-    """mapping_*.pth.tar → :class:`MappingNet` in eval mode (input width from the file)."""
+    """mapping_*.pth.tar → :class:`MappingNet` in eval mode (input and hidden widths from the
+    file's first convolution, (width, coeffs, 7))."""
     tensors = read_mapping(Path(path))
     if net is None:
         first = tensors.get("first.0.weight")
-        net = MappingNet(coeffs=int(first.shape[1])) if first is not None else MappingNet()
+        net = MappingNet(coeffs=int(first.shape[1]), width=int(first.shape[0])) \
+            if first is not None and first.dim() == 3 else MappingNet()
     net.load_state_dict(map_state(tensors, net, MAPPING_TABLE, str(path)), strict=True)
     return net.eval()
 

@@ -2,7 +2,7 @@
 ResNet-50 (torchvision v1.5 layout, stride in the 3×3 convolution) without its classifier, then
 seven 1×1 heads concatenated into 257 coefficients per aligned 224×224 face: identity α 80,
 expression β 64, texture δ 80, angles 3 (pitch, yaw, roll, radians), lighting γ 27,
-translation 2 + 1. The alignment of the photo to 224×224 is not implemented here yet.
+translation 2 + 1. The alignment of the photo to 224×224 is in :mod:`.align`.
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from scipy.spatial import Delaunay
 
 INVERSE_ITERATIONS = 6
 STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at all
+BARY_TOLERANCE = 1e-9  # a grid node this far outside a triangle (barycentric) still lies in it
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ class WarpField:
         gx = np.arange(cols, dtype=np.float32) * step + offset
         gy = np.arange(rows, dtype=np.float32) * step + offset
         self.grid_shape = (rows, cols)
-        grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-        self.weights = _barycentric_matrix(points.astype(np.float64), grid)
+        self.weights = _barycentric_matrix(points.astype(np.float64), gx, gy)
         self.mobility = None if mobility is None else _grid_mobility(mobility, gx, gy)
         self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
                                                  np.arange(rows, dtype=np.float32))
@@ -157,18 +157,47 @@ def _grid_mobility(mobility: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.n
     return np.ascontiguousarray(blurred[ys][:, xs])
 
 
-def _barycentric_matrix(points: np.ndarray, grid: np.ndarray) -> sparse.csr_matrix:
-    """(G, P) sparse matrix of the barycentric weights of each grid point in the triangulation."""
-    tri = Delaunay(points)
-    simplex = tri.find_simplex(grid)
-    inside = simplex >= 0
-    rows = np.nonzero(inside)[0]
-    s = simplex[inside]
-    transform = tri.transform[s]
-    b = np.einsum("nij,nj->ni", transform[:, :2], grid[inside] - transform[:, 2])
-    bary = np.column_stack([b, 1 - b.sum(axis=1)])
-    cols = tri.simplices[s]
+def _barycentric_matrix(points: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> sparse.csr_matrix:
+    """(G, P) sparse matrix of the barycentric weights of each node of the grid ``gx`` × ``gy``
+    (G = len(gy) · len(gx), row-major) in the Delaunay triangulation of (P, 2) ``points``.
+
+    Nodes are located by testing each triangle against the nodes of its bounding box, in
+    closed form: SciPy's ``find_simplex`` computes its transforms with threaded LAPACK calls,
+    which take seconds instead of milliseconds when the cores are busy (OpenBLAS threads
+    waiting for each other under load). Nodes outside the hull get no weights.
+    """
+    simplices = Delaunay(points).simplices  # (T, 3) point indices
+    corners = points[simplices]  # (T, 3, 2)
+    tri, rows, cols = _bbox_nodes(corners, gx, gy)
+    xy = np.stack([gx[cols], gy[rows]], axis=1).astype(np.float64)
+    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    d = xy - a
+    w1 = (d[:, 0] * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * d[:, 1]) / det
+    w2 = ((b[:, 0] - a[:, 0]) * d[:, 1] - d[:, 0] * (b[:, 1] - a[:, 1])) / det
+    bary = np.stack([1 - w1 - w2, w1, w2], axis=1)
+    node = rows * len(gx) + cols
+    order = np.lexsort((-bary.min(axis=1), node))  # per node, the triangle it lies deepest in
+    first = order[np.r_[True, node[order][1:] != node[order][:-1]]]
+    keep = first[bary[first].min(axis=1) >= -BARY_TOLERANCE]
     return sparse.csr_matrix(
-        (bary.ravel().astype(np.float32), (np.repeat(rows, 3), cols.ravel())),
-        shape=(len(grid), len(points)),
+        (bary[keep].ravel().astype(np.float32),
+         (np.repeat(node[keep], 3), simplices[tri[keep]].ravel())),
+        shape=(len(gx) * len(gy), len(points)),
     )
+
+
+def _bbox_nodes(corners: np.ndarray, gx: np.ndarray,
+                gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (triangle, grid node) pair with the node in the triangle's bounding box, for
+    (T, 3, 2) ``corners`` and increasing node coordinates ``gx``, ``gy`` (pixels): three
+    (N,) int arrays, triangle index, node row, node column."""
+    lo, hi = corners.min(axis=1) - BARY_TOLERANCE, corners.max(axis=1) + BARY_TOLERANCE
+    c0, c1 = np.searchsorted(gx, lo[:, 0]), np.searchsorted(gx, hi[:, 0], side="right")
+    r0, r1 = np.searchsorted(gy, lo[:, 1]), np.searchsorted(gy, hi[:, 1], side="right")
+    width, height = np.maximum(c1 - c0, 0), np.maximum(r1 - r0, 0)
+    counts = width * height
+    tri = np.repeat(np.arange(len(corners)), counts)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    w = width[tri]
+    return tri, r0[tri] + k // w, c0[tri] + k % w

@@ -37,18 +37,20 @@ _COPY_CHUNK = 1024 * 1024
 @dataclass(frozen=True)
 class Settings:
     """How the server runs: where job files go, how many jobs render at once, how long finished
-    jobs are kept (seconds), and the request limits."""
+    jobs are kept (seconds), and the request limits. ``queue_url`` (redis://...): render on RQ
+    workers instead of local processes (``workers`` is then unused; see ``scale.py``)."""
 
     data_dir: Path = Path("talkinghead-data")
     workers: int = 1
     ttl_s: float = 3600.0
     limits: Limits = field(default_factory=Limits)
+    queue_url: str | None = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; its job workers start and stop with it (ASGI lifespan)."""
     settings = settings or Settings()
-    manager = JobManager(settings.data_dir, settings.workers, settings.ttl_s, settings.limits)
+    manager = _manager(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +69,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_page_routes(app)
     _add_api_routes(app, manager, settings.limits)
     return app
+
+
+def _manager(settings: Settings) -> JobManager:
+    """The local process pool, or the Redis queue when ``queue_url`` is set."""
+    if settings.queue_url is None:
+        return JobManager(settings.data_dir, settings.workers, settings.ttl_s, settings.limits)
+    from .scale import RedisJobManager
+
+    return RedisJobManager(settings.data_dir, settings.queue_url, settings.ttl_s, settings.limits)
 
 
 # -------------------------------------------------------------------------------- errors
@@ -130,7 +141,7 @@ def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits) -> None:
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
         """Liveness, worker count and jobs per status."""
-        return {"status": "ok", "version": __version__, "workers": manager.workers,
+        return {"status": "ok", "version": __version__, "workers": manager.worker_count(),
                 "jobs": manager.counts()}
 
     @app.get("/v1/options", tags=["videos"])

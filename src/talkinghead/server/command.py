@@ -22,8 +22,35 @@ def add_serve_command(sub) -> None:
     p.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds)
     p.add_argument("--max-queued", type=int, default=d.max_queued, help="jobs waiting at most")
     p.add_argument("--job-timeout", type=float, default=d.job_timeout_s, help="seconds per job")
+    p.add_argument("--queue", default=None, metavar="redis://HOST:PORT/DB",
+                   help="render on 'talkinghead worker' processes through this Redis instead of "
+                        "local processes (needs the scale extra)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.set_defaults(func=serve)
+
+
+def add_worker_command(sub) -> None:
+    """Add the ``worker`` subcommand: an RQ worker for ``serve --queue``."""
+    p = sub.add_parser("worker", help="render jobs for 'serve --queue' (needs the scale extra)")
+    p.add_argument("--queue", required=True, metavar="redis://HOST:PORT/DB",
+                   help="the Redis the server queues jobs on")
+    p.add_argument("--name", default=None, help="worker name (default: a random id)")
+    p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=worker)
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Take and render jobs until interrupted (SIGINT/SIGTERM: after the job in hand)."""
+    from talkinghead.errors import UserError
+
+    try:
+        from .scale import run_worker
+    except ImportError as exc:
+        raise UserError(f"worker needs the scale extra: pip install 'talkinghead[scale]' ({exc})") \
+            from exc
+    run_worker(args.queue, name=args.name, burst=args.burst, quiet=args.quiet)
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -42,7 +69,20 @@ def serve(args: argparse.Namespace) -> int:
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MIB),
                     max_audio_seconds=args.max_audio_seconds, max_queued=args.max_queued,
                     job_timeout_s=args.job_timeout)
-    settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits)
+    if args.queue is not None:
+        _check_scale_extra()
+    settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits, queue_url=args.queue)
     uvicorn.run(create_app(settings), host=args.host, port=args.port,
                 log_level="warning" if args.quiet else "info")
     return 0
+
+
+def _check_scale_extra() -> None:
+    """``UserError`` when rq (the scale extra) is not installed."""
+    from talkinghead.errors import UserError
+
+    try:
+        import rq  # noqa: F401
+    except ImportError as exc:
+        raise UserError("--queue needs the scale extra: pip install 'talkinghead[scale]' "
+                        f"({exc})") from exc

@@ -154,6 +154,10 @@ class JobManager:
             shutil.rmtree(job.folder, ignore_errors=True)
         return job
 
+    def worker_count(self) -> int:
+        """Jobs that can render at once (for /healthz)."""
+        return self.workers
+
     def counts(self) -> dict[str, int]:
         """Jobs per status (for /healthz)."""
         with self._lock:

@@ -1,0 +1,226 @@
+"""The ``sadtalker`` backend end to end: photo + speech → frames, with the official networks.
+
+    photo ─ MediaPipe mesh ─ framing (crop mode) ─ size×size crop ─ 5 points ─ 224 alignment
+          ─ ResNet-50 → 257 coefficients → source (exp 64, angles 3, translation 3[, crop 3])
+    speech ─ mel windows ─ ExpNet (+ blinks) / PoseVAE (style, seeded z) → (T, 70|73)
+          ─ MappingNet per frame (27-frame windows) → keypoints ─ face-vid2vid (source encoded
+          once) → size×size frames ─ resized / pasted into the output picture
+
+Where it differs from SadTalker: the crop is our framing (MediaPipe mesh, ``plan_framing``),
+not RetinaFace + the FFHQ-style quad, so the face sits a little differently in the crop; the
+five points come from the 478-point mesh, not a 68-point detector; full mode pastes the
+animated crop back with a feathered square mask instead of Poisson blending; all randomness
+(blinks, pose latents) is seeded. Frames are produced one at a time (memory flat in length).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import UserError
+from ..face.crop import Framing, plan_framing
+from . import audio
+from .align import align_face, five_points
+from .checkpoints import SadTalkerNets, checkpoint_paths, load_mapping, load_sadtalker
+from .coefficients import motion_coefficients
+from .mapping import RADIUS, transform_keypoints
+
+#: Keyword arguments of :class:`SadTalkerNets`; empty = the official sizes. Tests shrink it.
+ARCHITECTURE: dict = {}
+FPS = 25
+MAPPING_CHUNK = 64
+FEATHER = 0.08
+
+
+@dataclass(frozen=True)
+class SourceFace:
+    """The photo as the networks see it: ``crop`` (S, S, 3) uint8, ``aligned`` (224, 224, 3)
+    uint8, ``coeffs`` (70 or 73,) float32 = exp 64, angles 3, translation 3[, crop params 3]."""
+
+    crop: np.ndarray
+    aligned: np.ndarray
+    coeffs: np.ndarray
+
+
+@dataclass
+class Plan:
+    """One video: the source, driving ``coeffs`` (T, C), free-view ``angles`` (degrees, (T,)
+    each, overriding MappingNet's) and the ``compose`` step to the output picture."""
+
+    source: SourceFace
+    coeffs: np.ndarray
+    compose: "Compositor"
+    angles: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.coeffs.shape[0])
+
+
+class Compositor:
+    """Network frames (S, S, 3) → output frames: resized for the square modes, pasted back
+    with a feathered mask for full / extfull."""
+
+    def __init__(self, net: Framing, canvas: Framing | None, side: int):
+        self.canvas = canvas
+        self.side = side
+        if canvas is not None:
+            self._box, self._mask = _paste_geometry(net, canvas)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the output frames."""
+        if self.canvas is None:
+            return self.side, self.side
+        return self.canvas.image.shape[1], self.canvas.image.shape[0]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self.canvas is None:
+            if frame.shape[0] == self.side:
+                return frame
+            interp = cv2.INTER_AREA if frame.shape[0] > self.side else cv2.INTER_CUBIC
+            return cv2.resize(frame, (self.side, self.side), interpolation=interp)
+        x0, y0, side = self._box
+        patch = cv2.resize(frame, (side, side), interpolation=cv2.INTER_CUBIC)
+        out = self.canvas.image.copy()
+        h, w = out.shape[:2]
+        sx0, sy0, sx1, sy1 = max(0, -x0), max(0, -y0), min(side, w - x0), min(side, h - y0)
+        region = out[y0 + sy0:y0 + sy1, x0 + sx0:x0 + sx1].astype(np.float32)
+        m = self._mask[sy0:sy1, sx0:sx1, None]
+        blended = region * (1 - m) + patch[sy0:sy1, sx0:sx1].astype(np.float32) * m
+        out[y0 + sy0:y0 + sy1, x0 + sx0:x0 + sx1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
+
+
+def _paste_geometry(net: Framing, canvas: Framing) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Where the network crop lies in the canvas (x0, y0, side) and its (side, side) mask:
+    1 inside, a linear ramp over the outer FEATHER of each edge."""
+    extent = net.image.shape[0] / net.scale[0]
+    x0 = int(round((net.offset[0] - canvas.offset[0]) * canvas.scale[0]))
+    y0 = int(round((net.offset[1] - canvas.offset[1]) * canvas.scale[1]))
+    side = max(2, int(round(extent * canvas.scale[0])))
+    ramp = np.minimum(np.arange(side) + 0.5, side - 0.5 - np.arange(side)) / max(1.0, FEATHER * side)
+    ramp = np.clip(ramp, 0, 1).astype(np.float32)
+    return (x0, y0, side), np.minimum(ramp[:, None], ramp[None, :])
+
+
+def free_view(values: tuple[float, ...], count: int) -> np.ndarray | None:
+    """Degrees for each of ``count`` frames: one value held; several traversed at constant
+    angular speed from the first to the last (SadTalker's schedule); None when empty."""
+    if not values:
+        return None
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 1 or count < 2:
+        return np.full(count, v[0], dtype=np.float32)
+    path = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(v)))])
+    if path[-1] == 0:
+        return np.full(count, v[0], dtype=np.float32)
+    at = np.linspace(0.0, path[-1], count)
+    return np.interp(at, path, v).astype(np.float32)
+
+
+def check_supported(config: Config) -> None:
+    """UserError for options this backend does not offer (yet)."""
+    m = config.motion
+    unsupported = [name for name, on in (
+        ("--ref-pose", m.ref_pose), ("--ref-blink", m.ref_blink),
+        ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript),
+        (f"--fps {config.video.fps:g} (SadTalker runs at {FPS})", config.video.fps != FPS)) if on]
+    if unsupported:
+        raise UserError(f"the sadtalker backend does not support {', '.join(unsupported)}; "
+                        "drop them or use --backend embedded")
+
+
+def model_size(config: Config) -> int:
+    """Network resolution: 512 when the output asks for 512 px or more, else 256."""
+    return 512 if (config.face.size or 256) >= 512 else 256
+
+
+class SadTalkerBackend:
+    """The official SadTalker networks loaded from ``checkpoints_dir`` at ``size`` (256/512);
+    ``full``: the 73-input MappingNet of full mode. Loading is strict (CheckpointError)."""
+
+    def __init__(self, checkpoints_dir: str | Path, size: int = 256, device: str = "cpu",
+                 full: bool = False):
+        weights, mapping = checkpoint_paths(Path(checkpoints_dir), size, full)
+        self.size, self.device, self.full = size, torch.device(device), full
+        self.nets = load_sadtalker(weights, SadTalkerNets(**ARCHITECTURE))
+        self.nets.renderer.to(self.device)  # the audio networks are small: they stay on the CPU
+        self.nets.recon.to(self.device)
+        self.mapping = load_mapping(mapping).to(self.device)
+
+    @torch.no_grad()
+    def source_face(self, crop: np.ndarray, mesh: np.ndarray) -> SourceFace:
+        """Crop (S, S, 3) uint8 and its mesh (478, ≥2) in crop pixels → :class:`SourceFace`."""
+        aligned, params = align_face(crop, five_points(mesh))
+        face = torch.from_numpy(aligned.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        full = self.nets.recon(face.to(self.device))[0].cpu().numpy()
+        coeffs = np.concatenate([full[80:144], full[224:227], full[254:257]])
+        if self.full:
+            coeffs = np.concatenate([coeffs, params[2:]])
+        return SourceFace(crop, aligned, coeffs.astype(np.float32))
+
+    def coefficients(self, samples: np.ndarray, source: SourceFace, config: Config) -> np.ndarray:
+        """16 kHz speech (N,) → driving coefficients (T, 70|73), T = N // 640."""
+        mels = audio.speech_windows(samples)
+        if mels.shape[0] == 0:
+            raise UserError("the audio is shorter than one video frame (40 ms)")
+        m = config.motion
+        with torch.no_grad():
+            return motion_coefficients(
+                self.nets.expnet, self.nets.posevae, mels, source.coeffs,
+                style=m.pose_style, seed=config.seed, blink=m.blink,
+                expression_scale=m.expression_scale, head_motion_scale=m.head_motion_scale,
+                still=m.still)
+
+    def prepare(self, pixels: np.ndarray, mesh: np.ndarray, samples: np.ndarray,
+                config: Config) -> Plan:
+        """Photo (H, W, 3) uint8, its mesh (478, 3) and 16 kHz speech → a :class:`Plan`."""
+        check_supported(config)
+        mode = config.face.preprocess
+        full = mode in ("full", "extfull")
+        net_mode = {"full": "crop", "extfull": "extcrop"}.get(mode, mode)
+        net = plan_framing(pixels, mesh, net_mode, self.size, matte=False)
+        canvas = plan_framing(pixels, mesh, mode, matte=False) if full else None
+        source = self.source_face(net.image, net.map_points(mesh))
+        coeffs = self.coefficients(samples, source, config)
+        angles = {k: v for k in ("yaw", "pitch", "roll")
+                  if (v := free_view(getattr(config.motion, k), len(coeffs))) is not None}
+        side = config.face.size or self.size
+        return Plan(source, coeffs, Compositor(net, canvas, side // 2 * 2), angles)
+
+    @torch.no_grad()
+    def frames(self, plan: Plan) -> Iterator[np.ndarray]:
+        """Every output frame (H, W, 3) uint8, one at a time; the source is encoded once."""
+        dev = self.device
+        image = torch.from_numpy(plan.source.crop.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        canonical, volume = self.nets.renderer.encode(image.to(dev))
+        src = torch.from_numpy(plan.source.coeffs)[None, :, None].expand(1, -1, 2 * RADIUS + 1)
+        kp_source = transform_keypoints(canonical, self.mapping(src.to(dev)))
+        for start in range(0, plan.num_frames, MAPPING_CHUNK):
+            motion = self.mapping(_windows(plan.coeffs, start, start + MAPPING_CHUNK).to(dev))
+            for j in range(next(iter(motion.values())).shape[0]):
+                one = {k: v[j:j + 1] for k, v in motion.items()}
+                angles = {k: torch.tensor([float(v[start + j])], device=dev) for k, v in plan.angles.items()}
+                kp = transform_keypoints(canonical, one, angles)
+                out = self.nets.renderer(volume, kp_source, kp)[0]
+                yield plan.compose(_to_uint8(out))
+
+
+def _windows(coeffs: np.ndarray, start: int, stop: int) -> torch.Tensor:
+    """MappingNet inputs for frames start..stop−1: (n, C, 27), indices clamped to the sequence."""
+    count = coeffs.shape[0]
+    frames = np.arange(start, min(stop, count))
+    index = np.clip(frames[:, None] + np.arange(-RADIUS, RADIUS + 1)[None, :], 0, count - 1)
+    return torch.from_numpy(np.ascontiguousarray(coeffs[index].transpose(0, 2, 1)))
+
+
+def _to_uint8(frame: torch.Tensor) -> np.ndarray:
+    """(3, S, S) float in [0, 1] → (S, S, 3) uint8."""
+    return (frame.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)

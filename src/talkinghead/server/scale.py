@@ -1,0 +1,288 @@
+"""Scale-out: the same jobs rendered by RQ workers on other machines (extra ``[scale]``).
+
+``talkinghead serve --queue redis://HOST:PORT/DB`` swaps the local process pool for a Redis queue
+(RQ); ``talkinghead worker --queue redis://...`` (on as many machines as needed) takes jobs from
+it. The API, its limits and the job table stay on the one server; only rendering moves.
+
+Data flow — bytes through Redis, no shared file system:
+
+- submit: the server checks and stores the upload as before, then enqueues the job's id, spec and
+  input bytes (bounded by the upload limit) and keeps only its own copy of the spec;
+- worker: RQ forks a work horse per job from a worker that has already imported the pipeline (a
+  crash kills one job; memory returns when it ends). The horse writes the inputs under fixed names
+  in a private temporary folder, renders with ``server.worker.render``, reports progress in the
+  RQ job's meta and returns ``{"ok": True, "video": mp4 bytes}`` or ``{"ok": False, "error"}``;
+- collect: a thread on the server polls the jobs it is waiting for, copies progress, writes a
+  finished video into the job's folder under the data directory (so Range requests, expiry and
+  DELETE work as in local mode) and deletes the RQ job, so Redis holds each video only briefly.
+
+Job ids are the server's uuid4 hex strings; a worker names files only by fixed names in its own
+temporary folder, so nothing a client sends becomes a path. RQ pickles job arguments: Redis must
+be reachable only by the server and the workers (a private network, a password in the URL).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Worker, get_current_job
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.job import JobStatus
+
+from .jobs import DONE, FAILED, QUEUED, RUNNING, Job, JobManager
+from .limits import LimitError, Limits
+from .worker import AUDIO, IMAGE, SPEC, VIDEO
+
+QUEUE_NAME = "talkinghead"
+TASK = "talkinghead.server.scale.render_task"
+_LOG = logging.getLogger(__name__)
+_COLLECT_S = 0.2
+_PROGRESS_EVERY_S = 0.25
+_WAITING = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED})
+
+
+def connect(url: str) -> Redis:
+    """A Redis client for ``url`` (redis://[:password@]host:port/db), checked with a PING."""
+    conn = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    conn.ping()
+    return conn
+
+
+class RedisJobManager(JobManager):
+    """``JobManager`` whose jobs render on RQ workers; the job table, limits and expiry are the
+    local manager's, the worker threads are replaced by one collector thread."""
+
+    def __init__(self, data_dir: Path, queue_url: str, ttl_s: float = 3600.0,
+                 limits: Limits | None = None):
+        super().__init__(data_dir, 1, ttl_s, limits)
+        self.queue_url = queue_url
+        self._conn: Redis | None = None
+        self._rq: Queue | None = None
+        self._enqueuing: set[str] = set()  # in the table, not yet on Redis: not lost
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Connect to Redis, prepare the data directory, start the collector and the janitor."""
+        from .jobs import _remove_stale_folders
+
+        self._conn = connect(self.queue_url)
+        self._rq = Queue(QUEUE_NAME, connection=self._conn)
+        self.root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_folders(self.root)
+        self._spawn(self._collect_loop, "talkinghead-collector")
+        self._spawn(self._janitor, "talkinghead-janitor")
+
+    def stop(self) -> None:
+        """Stop the threads and withdraw the jobs still waiting or running on workers."""
+        super().stop()
+        with self._lock:
+            pending = [j.id for j in self._jobs.values() if j.status in (QUEUED, RUNNING)]
+        for job_id in pending:
+            self._withdraw(job_id)
+        if self._conn is not None:
+            self._conn.close()
+
+    def worker_count(self) -> int:
+        """RQ workers listening on the queue now."""
+        return Worker.count(queue=self._rq) if self._rq is not None else 0
+
+    # ---------------------------------------------------------------------------- requests
+
+    def submit(self, job: Job, spec: dict[str, Any]) -> None:
+        """Queue the job on Redis with its inputs (429 when the queue filled up meanwhile); the
+        server keeps only the spec. If Redis refuses, the job leaves the table again."""
+        (job.folder / SPEC).write_text(json.dumps(spec), encoding="utf-8")
+        payload = {"id": job.id, "spec": spec, "image": _take(job.folder / IMAGE),
+                   "audio": _take(job.folder / AUDIO)}
+        with self._lock:
+            if sum(j.status == QUEUED for j in self._jobs.values()) >= self.limits.max_queued:
+                raise LimitError(429, "queue_full", "the queue is full; try again in a minute")
+            self._jobs[job.id] = job
+            self._enqueuing.add(job.id)
+        try:
+            self._enqueue(job.id, payload)
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+            raise
+        finally:
+            with self._lock:
+                self._enqueuing.discard(job.id)
+
+    def _enqueue(self, job_id: str, payload: dict[str, Any]) -> None:
+        assert self._rq is not None, "start() first"
+        ttl = int(self.ttl_s) + 60
+        self._rq.enqueue(TASK, payload, job_id=job_id, job_timeout=int(self.limits.job_timeout_s),
+                         result_ttl=ttl, failure_ttl=ttl, description=f"talkinghead job {job_id}")
+
+    def delete(self, job_id: str) -> Job | None:
+        """As in local mode, and the RQ job is cancelled (queued) or stopped (running)."""
+        job = super().delete(job_id)
+        if job is not None:
+            self._withdraw(job.id)
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return job
+
+    def _withdraw(self, job_id: str) -> None:
+        """Cancel or stop the RQ job and delete it (best effort: it may have just finished)."""
+        try:
+            rq_job = RQJob.fetch(job_id, connection=self._conn)
+        except NoSuchJobError:
+            return
+        try:
+            if rq_job.get_status() == JobStatus.STARTED:
+                send_stop_job_command(self._conn, job_id)
+            elif rq_job.get_status() in _WAITING:
+                rq_job.cancel()
+        except InvalidJobOperation:
+            pass
+        rq_job.delete()
+
+    # ---------------------------------------------------------------------------- collecting
+
+    def _collect_loop(self) -> None:
+        """Collect until stopped; a Redis outage is logged and retried, jobs stay as they were."""
+        while not self._stopping.wait(_COLLECT_S):
+            try:
+                self.collect()
+            except RedisError as exc:
+                _LOG.warning("talkinghead: the job queue is unreachable (%s); retrying", exc)
+                self._stopping.wait(2.0)
+
+    def collect(self) -> None:
+        """One pass: update every waiting or running job from its RQ job."""
+        with self._lock:
+            active = [j for j in self._jobs.values()
+                      if j.status in (QUEUED, RUNNING) and j.id not in self._enqueuing]
+        if not active:
+            return
+        found = RQJob.fetch_many([j.id for j in active], connection=self._conn)
+        for job, rq_job in zip(active, found):
+            self._update(job, rq_job)
+
+    def _update(self, job: Job, rq_job: RQJob | None) -> None:
+        """Copy status and progress; on an end, collect the video or the error."""
+        if rq_job is None:
+            return self._end(job, "internal error: the job was lost from the queue")
+        status = rq_job.get_status(refresh=False)
+        if status in _WAITING:
+            return None
+        frames = rq_job.meta.get("frames") or (0, 0)
+        with self._lock:
+            if job.status == QUEUED and not job.cancel.is_set():
+                job.status, job.started = RUNNING, time.time()
+            job.frames_done, job.frames_total = int(frames[0]), int(frames[1])
+        if status == JobStatus.FINISHED:
+            return self._finish_rq(job, rq_job)
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            return self._end(job, _failure_message(rq_job, self.limits.job_timeout_s))
+        return None
+
+    def _finish_rq(self, job: Job, rq_job: RQJob) -> None:
+        """Write the returned video into the job's folder (atomically), or record its error."""
+        outcome = rq_job.return_value() or {}
+        error = None if outcome.get("ok") else str(outcome.get("error") or "no video was produced")
+        if error is None and not job.cancel.is_set():
+            error = _write_video(job, outcome["video"])
+        self._end(job, error)
+        rq_job.delete()
+
+    def _end(self, job: Job, error: str | None) -> None:
+        with self._lock:
+            if job.cancel.is_set():
+                return
+            job.finished = time.time()
+            job.status, job.error = (FAILED, error) if error else (DONE, None)
+            if job.status == DONE:
+                job.frames_done = job.frames_total
+
+
+def _failure_message(rq_job: RQJob, timeout_s: float) -> str:
+    info = rq_job.exc_info or ""
+    if "JobTimeoutException" in info or "HorseMonitorTimeoutException" in info:
+        return f"the job took longer than {timeout_s:g} s and was stopped"
+    if rq_job.get_status(refresh=False) in (JobStatus.STOPPED, JobStatus.CANCELED):
+        return "the job was stopped on its worker"
+    return "internal error: the job failed on its worker; see the worker's log"
+
+
+def _write_video(job: Job, video: bytes) -> str | None:
+    """Write the mp4 atomically into the job's folder; an error message if that failed (a
+    DELETE may have removed the folder meanwhile)."""
+    tmp = job.folder / (VIDEO + ".part")
+    try:
+        tmp.write_bytes(video)
+        os.replace(tmp, job.video)
+    except OSError as exc:
+        _LOG.warning("talkinghead: could not store the video of job %s: %s", job.id, exc)
+        return "internal error: the video could not be stored on the server"
+    return None
+
+
+def _take(path: Path) -> bytes | None:
+    """The file's bytes (None when absent), removing the file."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+# -------------------------------------------------------------------------------- worker side
+
+
+def render_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """The RQ task (runs in a work horse): inputs in, ``{"ok", "video" | "error"}`` out."""
+    from talkinghead.errors import UserError
+
+    from .worker import render
+
+    with tempfile.TemporaryDirectory(prefix="talkinghead-job-") as tmp:
+        folder = Path(tmp)
+        (folder / SPEC).write_text(json.dumps(payload["spec"]), encoding="utf-8")
+        (folder / IMAGE).write_bytes(payload["image"])
+        if payload.get("audio") is not None:
+            (folder / AUDIO).write_bytes(payload["audio"])
+        try:
+            render(folder, _meta_progress())
+        except UserError as exc:
+            return {"ok": False, "error": str(exc).replace(str(folder), "the job")}
+        return {"ok": True, "video": (folder / VIDEO).read_bytes()}
+
+
+def _meta_progress():
+    """A progress callback that stores (done, total) in the current RQ job's meta, throttled."""
+    job = get_current_job()
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if job is None or (now - last[0] < _PROGRESS_EVERY_S and done < total):
+            return
+        last[0] = now
+        job.meta["frames"] = (done, total)
+        job.save_meta()
+
+    return report
+
+
+def run_worker(queue_url: str, name: str | None = None, burst: bool = False,
+               quiet: bool = False) -> bool:
+    """Run an RQ worker on the talkinghead queue until stopped (SIGTERM/SIGINT: after the job
+    in hand) or, with ``burst``, until the queue is empty; True when it rendered any job."""
+    import talkinghead.server.worker  # noqa: F401  imported once here, so work horses fork warm
+
+    conn = connect(queue_url)
+    worker = Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name=name)
+    return worker.work(burst=burst, logging_level="WARNING" if quiet else "INFO")
