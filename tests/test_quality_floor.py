@@ -7,7 +7,6 @@ product gets better; never lower them to make a change pass without saying why.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
