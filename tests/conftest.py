@@ -26,17 +26,20 @@ def short_speech():
     return synthesize("Bob met a papa bear by the mall.")
 
 
-@pytest.fixture(scope="session")
-def short_speech_wav(tmp_path_factory, short_speech) -> Path:
-    """The same speech as a 16-bit wav file."""
+def write_wav(path: Path, waveform) -> Path:
+    """Write a Waveform as a mono 16-bit wav file; returns ``path``."""
     import wave
 
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    w = short_speech.waveform
-    pcm = (np.clip(w.samples, -1, 1) * 32767).astype("<i2")
+    pcm = (np.clip(waveform.samples, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
-        f.setframerate(w.sample_rate)
+        f.setframerate(waveform.sample_rate)
         f.writeframes(pcm.tobytes())
     return path
+
+
+@pytest.fixture(scope="session")
+def short_speech_wav(tmp_path_factory, short_speech) -> Path:
+    """The same speech as a 16-bit wav file."""
+    return write_wav(tmp_path_factory.mktemp("speech") / "speech.wav", short_speech.waveform)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from conftest import write_wav  # noqa: E402
 from talkinghead.server.app import Settings, create_app  # noqa: E402
 from talkinghead.server.limits import Limits  # noqa: E402
 
@@ -24,16 +24,6 @@ def hello_wav(tmp_path_factory) -> Path:
     from talkinghead.audio.tts import synthesize
 
     return write_wav(tmp_path_factory.mktemp("hello") / "hello.wav", synthesize("Hello there.").waveform)
-
-
-def write_wav(path: Path, waveform) -> Path:
-    pcm = (np.clip(waveform.samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(waveform.sample_rate)
-        f.writeframes(pcm.tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")
