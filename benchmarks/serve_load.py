@@ -63,17 +63,10 @@ def _args() -> argparse.Namespace:
 
 
 def _speech_wav(path: Path) -> Path:
-    import wave
-
     from talkinghead.audio.tts import synthesize
+    from talkinghead.media import write_wav
 
-    w = synthesize(SENTENCE).waveform
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(w.sample_rate)
-        f.writeframes((np.clip(w.samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, synthesize(SENTENCE).waveform)
 
 
 def _start_rq_workers(queue_url: str, count: int):

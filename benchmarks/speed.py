@@ -64,7 +64,8 @@ def measure(image: str, audio: str, mode: str, size: int | None, repeats: int) -
 
 def speech_file(seconds: float, folder: Path) -> str:
     """A wav of about ``seconds`` of real speech (shared data looped) or synthetic speech."""
-    from talkinghead.media import load_audio
+    from talkinghead.media import load_audio, write_wav
+    from talkinghead.types import Waveform
 
     sources = sorted(SHARED.glob("audio/RD_Radio*.wav")) if SHARED.is_dir() else []
     if sources:
@@ -79,18 +80,8 @@ def speech_file(seconds: float, folder: Path) -> str:
     reps = need // sum(len(p) for p in pieces) + 1
     samples = np.concatenate(pieces * reps)[:need]
     path = folder / f"speech_{int(seconds)}s.wav"
-    _write_wav(path, samples, 16000)
+    write_wav(path, Waveform(samples, 16000))
     return str(path)
-
-
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def portraits(folder: Path) -> tuple[str, str]:

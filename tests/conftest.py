@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -26,20 +25,9 @@ def short_speech():
     return synthesize("Bob met a papa bear by the mall.")
 
 
-def write_wav(path: Path, waveform) -> Path:
-    """Write a Waveform as a mono 16-bit wav file; returns ``path``."""
-    import wave
-
-    pcm = (np.clip(waveform.samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(waveform.sample_rate)
-        f.writeframes(pcm.tobytes())
-    return path
-
-
 @pytest.fixture(scope="session")
 def short_speech_wav(tmp_path_factory, short_speech) -> Path:
     """The same speech as a 16-bit wav file."""
+    from talkinghead.media import write_wav
+
     return write_wav(tmp_path_factory.mktemp("speech") / "speech.wav", short_speech.waveform)

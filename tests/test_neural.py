@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -266,14 +265,11 @@ def tiny_checkpoints(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def one_second_wav(tmp_path, short_speech_wav) -> Path:
     """The first second of the synthetic speech (25 frames), 16 kHz 16-bit wav."""
-    from talkinghead.media import load_audio
+    from talkinghead.media import load_audio, write_wav
+    from talkinghead.types import Waveform
 
     speech = load_audio(short_speech_wav)
-    wav = tmp_path / "one_second.wav"
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
-        w.writeframes((speech.samples[:16000] * 32767).astype("<i2").tobytes())
-    return wav
+    return write_wav(tmp_path / "one_second.wav", Waveform(speech.samples[:16000], 16000))
 
 
 def _generate(portrait_path, wav, out, checkpoints, *extra) -> int:

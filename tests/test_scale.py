@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -134,14 +133,9 @@ def speech_wav(tmp_path_factory) -> Path:
     """About a second of synthetic speech as a 16-bit wav file."""
     from talkinghead.audio.tts import synthesize
 
-    w = synthesize("Hello there.").waveform
-    path = tmp_path_factory.mktemp("speech") / "hi.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(w.sample_rate)
-        f.writeframes((np.clip(w.samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    from talkinghead.media import write_wav
+
+    return write_wav(tmp_path_factory.mktemp("speech") / "hi.wav", synthesize("Hello there.").waveform)
 
 
 def test_two_workers_render_queued_jobs_served_by_the_api(redis_url, workers, portrait_path,

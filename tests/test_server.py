@@ -11,7 +11,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from conftest import write_wav  # noqa: E402
+from talkinghead.media import write_wav  # noqa: E402
 from talkinghead.server.app import Settings, create_app  # noqa: E402
 from talkinghead.server.limits import Limits  # noqa: E402
 

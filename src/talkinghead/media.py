@@ -351,6 +351,19 @@ def _expected_samples(container: av.container.InputContainer, stream: av.AudioSt
 # output paths
 
 
+def write_wav(path: PathLike, waveform: Waveform) -> Path:
+    """Write mono 16-bit PCM wav (samples clipped to [-1, 1]); returns the path."""
+    import wave
+
+    pcm = (np.clip(waveform.samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(int(waveform.sample_rate))
+        f.writeframes(pcm.tobytes())
+    return Path(path)
+
+
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
     """Fail early, with ``OutputError``, if ``out`` cannot be written or would overwrite an input.
 
