@@ -10,7 +10,7 @@ opening in pauses ≥ 0.25 s / in speech). Then medians for English and for the 
 
     python benchmarks/languages.py             # table on stdout
     python benchmarks/languages.py --json out.json
-    python benchmarks/languages.py --acoustic 1   # with the loudness corrections of the lips
+    python benchmarks/languages.py --as-english   # every file told to be English (no --language)
 """
 from __future__ import annotations
 
@@ -25,21 +25,20 @@ from talkinghead import Pipeline
 from talkinghead.evaluation import metrics as M
 from talkinghead.face import regions as R
 from talkinghead.media import load_audio, load_image
-from talkinghead.motion import expression
+from talkinghead.config import Config, MotionConfig
 from talkinghead.render.renderer import Renderer
 from talkinghead.samples import demo_portrait_path
 
 AUDIO_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
-LANGUAGES = {"bus_chinese": "Chinese", "chinese_news": "Chinese", "chinese_poem1": "Chinese",
-             "chinese_poem2": "Chinese", "deyu": "German", "eluosi": "Russian",
-             "fayu": "French", "japanese": "Japanese"}
-"""File stem → language; every other file is English (PROVENANCE.md)."""
+LANGUAGES = {"bus_chinese": "zh", "chinese_news": "zh", "chinese_poem1": "zh",
+             "chinese_poem2": "zh", "deyu": "de", "eluosi": "ru", "fayu": "fr", "japanese": "ja"}
+"""File stem → ISO 639 language; every other file is English (PROVENANCE.md)."""
 COLUMNS = ("r0", "best_r", "lag", "null_r", "silence")
 
 
 def language(path: Path) -> str:
-    """The language of a sample file, from its name."""
-    return LANGUAGES.get(path.stem, "English")
+    """The ISO 639 language of a sample file, from its name."""
+    return LANGUAGES.get(path.stem, "en")
 
 
 def mouth_gaps(pipeline: Pipeline, portrait_path: Path,
@@ -89,22 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio-dir", type=Path, default=AUDIO_DIR)
     parser.add_argument("--portrait", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    parser.add_argument("--acoustic", type=float, default=None,
-                        help="strength 0..1 of the loudness corrections (motion.expression)")
+    parser.add_argument("--as-english", action="store_true",
+                        help="run every file as English (what a user who omits --language gets)")
     args = parser.parse_args(argv)
-    if args.acoustic is not None:
-        expression.ACOUSTIC_STRENGTH = args.acoustic
     portrait = args.portrait or demo_portrait_path()
-    pipeline = Pipeline()
     files = sorted(p for p in args.audio_dir.iterdir() if p.suffix in (".wav", ".mp3", ".flac"))
     print(f"{'file':16s} {'language':9s} {'r0':>6s} {'best':>6s} {'lag':>4s} {'null':>6s} "
           f"{'silence':>7s}")
     rows: dict[str, dict[str, float]] = {}
     for path in files:
+        code = "en" if args.as_english else language(path)
+        pipeline = Pipeline(Config(motion=MotionConfig(language=code)))
         rows[path.stem] = measure(pipeline, portrait, path)
         print(format_row(path.stem, language(path), rows[path.stem]), flush=True)
-    english = [p.stem for p in files if language(p) == "English"]
-    other = [p.stem for p in files if language(p) != "English"]
+    english = [p.stem for p in files if language(p) == "en"]
+    other = [p.stem for p in files if language(p) != "en"]
     for label, names in (("median English", english), ("median other", other)):
         if names:
             print(format_row(label, f"n={len(names)}", medians(rows, names)))

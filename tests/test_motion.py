@@ -190,3 +190,26 @@ def test_acoustic_check_opens_lips_only_through_sound_that_stays_loud():
         assert (checked[12, closure] > 0.9) == closed  # frame 12: the /m/ itself
         np.testing.assert_array_equal(_acoustic_check(mouth, features, FPS, 25, 0.0), mouth)
     assert checked[12, jaw] >= 0.3 > mouth[12, jaw]             # loud: the jaw opens anyway
+
+
+def test_language_other_than_english_lets_loudness_reopen_a_misheard_closure():
+    from talkinghead.motion.expression import expression_track
+
+    features = _loud_features(dip=False)  # recogniser heard /m/ through sound that stays loud
+    lips = CHANNELS.index("lip_close")
+    english = expression_track(features, CHANNELS, FPS, 25, language="en")
+    chinese = expression_track(features, CHANNELS, FPS, 25, language="zh")
+    assert english[12, lips] > 0.1 > chinese[12, lips]
+    np.testing.assert_array_equal(expression_track(features, CHANNELS, FPS, 25, language="en-gb"),
+                                  english)
+
+
+@pytest.mark.parametrize("code", ["en", "zh", "pt-br", "other"])
+def test_language_codes_accepted(code):
+    assert MotionConfig(language=code).language == code
+
+
+@pytest.mark.parametrize("code", ["", "English", "zh_CN", "12"])
+def test_language_codes_refused(code):
+    with pytest.raises(ValueError, match="ISO 639"):
+        MotionConfig(language=code)

@@ -101,9 +101,10 @@ def test_cli_renders_a_motion_file_for_its_length_and_idle_without_audio(tmp_pat
     motion = tmp_path / "m.json"
     common = ["--image", str(portrait_path), "--size", "96", "--quiet"]
     assert main(["generate", *common, "--audio", str(short_speech_wav), "-o", str(tmp_path / "a.mp4"),
-                 "--export-motion", str(motion), "--emotion", "sad", "--yaw", "0", "10"]) == 0
+                 "--export-motion", str(motion), "--emotion", "sad", "--yaw", "0", "10",
+                 "--language", "ZH"]) == 0
     exported = load_motion(motion)
-    assert exported.meta["emotion"] == "sad"
+    assert exported.meta["emotion"] == "sad" and exported.meta["language"] == "zh"
     short = MotionTrack(exported.fps, exported.channels, exported.expression[:20],
                         exported.pose[:20], exported.blink[:20], exported.meta)
     save_motion(short, motion)

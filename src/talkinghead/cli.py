@@ -178,6 +178,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="emotion layered on speech")
     p.add_argument("--emotion-strength", type=float, default=d_motion.emotion_strength,
                    help="0..2 (default 1)")
+    p.add_argument("--language", type=str.lower, default=d_motion.language, metavar="CODE",
+                   help="the speech's language, ISO 639 (en, zh, ja, de, fr...; default en): "
+                        "for other languages than English the lips also follow loudness")
     p.add_argument("--ref-pose", default=None, metavar="VIDEO",
                    help="copy head motion from VIDEO (relative to its first frame, looped)")
     p.add_argument("--ref-blink", default=None, metavar="VIDEO",
@@ -221,7 +224,7 @@ def _config(args: argparse.Namespace) -> Config:
                             still=args.still, blink=not args.no_blink, yaw=tuple(args.yaw),
                             pitch=tuple(args.pitch), roll=tuple(args.roll), emotion=args.emotion,
                             emotion_strength=args.emotion_strength, ref_pose=args.ref_pose,
-                            ref_blink=args.ref_blink),
+                            ref_blink=args.ref_blink, language=args.language),
         video=VideoConfig(fps=args.fps),
         seed=args.seed,
         transcript=_transcript(args.transcript),

@@ -1,12 +1,14 @@
 """One frozen config per stage; every default is defined here, once."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 NUM_POSE_STYLES = 46
 EMOTIONS = ("neutral", "happy", "sad", "surprised", "angry")
 MAX_FREE_VIEW_DEG = 45.0
 BACKENDS = ("embedded", "sadtalker")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?|other")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class MotionConfig:
     interpolated evenly over the video (one value: constant), added to the generated pose (or
     the whole pose with ``still``). ``emotion`` (one of EMOTIONS) at ``emotion_strength`` 0..2
     is layered on speech. ``ref_pose`` / ``ref_blink``: videos whose head motion (relative to
-    their first frame) / eyelids are copied, looped when short."""
+    their first frame) / eyelids are copied, looped when short. ``language``: the speech's
+    language, an ISO 639 code (``en``, ``zh``, ``pt-br``...) or ``other``; the phone recogniser
+    is English, so for any other language the lips lean on the speech's loudness as well."""
 
     expression_scale: float = 1.0
     head_motion_scale: float = 1.0
@@ -42,6 +46,7 @@ class MotionConfig:
     emotion_strength: float = 1.0
     ref_pose: str | None = None
     ref_blink: str | None = None
+    language: str = "en"
 
     def __post_init__(self) -> None:
         if not 0 <= self.pose_style < NUM_POSE_STYLES:
@@ -52,6 +57,9 @@ class MotionConfig:
             raise ValueError(f"emotion must be one of {', '.join(EMOTIONS)}, got {self.emotion!r}")
         if not 0 <= self.emotion_strength <= 2:
             raise ValueError(f"emotion strength must be within 0..2, got {self.emotion_strength}")
+        if not LANGUAGE_CODE.fullmatch(self.language):
+            raise ValueError(f"language must be an ISO 639 code such as en, zh, de, or 'other'; "
+                             f"got {self.language!r}")
         for name in ("yaw", "pitch", "roll"):
             if any(abs(v) > MAX_FREE_VIEW_DEG for v in getattr(self, name)):
                 raise ValueError(f"--{name} angles must lie within ±{MAX_FREE_VIEW_DEG:g} degrees")

@@ -14,8 +14,9 @@ LOUDNESS_SLOPE = 0.035      # jaw gain per dB of phrase loudness around the spea
 LOUDNESS_SMOOTH_S = 0.6     # phrase-level loudness: whisper vs shout, not syllable by syllable
 JAW_GAIN_RANGE = (0.55, 1.3)
 BROW_PER_SEMITONE = 0.08
-ACOUSTIC_STRENGTH = 0.0     # 0..1, loudness corrections of the phone targets (_acoustic_check);
-                            # off: they cost 0.02-0.04 sync with real video on English clips
+ACOUSTIC_STRENGTH = 1.0     # loudness corrections of the phone targets (_acoustic_check) for
+                            # speech the English recogniser does not know; off for English,
+                            # where they cost 0.02-0.04 sync with real video
 ENERGY_RANGE_DB = 24.0      # loudness below the speech's loud level at which openness is 0
 ENERGY_PEAK_PCT = 90        # the loud level: this percentile of the speech's loudness
 ENERGY_FLOOR = 0.5          # the jaw opens at least this × openness² (loud sound, open mouth)
@@ -23,14 +24,20 @@ VETO_OPENNESS = (0.5, 0.8)  # sustained openness over which lip closure fades ou
 VETO_HOPS = 5               # "sustained": the quietest 10 ms hop within this many (50 ms)
 
 
+def is_english(language: str) -> bool:
+    """Whether an ISO 639 ``language`` code (``en``, ``en-gb``...) names English."""
+    return language == "en" or language.startswith("en-")
+
+
 def expression_track(features: AudioFeatures, channels: tuple[str, ...], fps: float,
-                     num_frames: int, scale: float = 1.0) -> np.ndarray:
-    """(T, C) float32 expression weights for the model's ``channels`` at ``fps``."""
+                     num_frames: int, scale: float = 1.0, language: str = "en") -> np.ndarray:
+    """(T, C) float32 expression weights for the model's ``channels`` at ``fps``. Speech in a
+    ``language`` other than English has its phone targets corrected by loudness."""
     times = np.arange(num_frames, dtype=np.float32) / fps  # frame k is shown from k / fps
     mouth = mouth_targets(features.phones, times)
     activity = frame_values(features.activity, features.rate, fps, num_frames)
     gate = gaussian_filter1d(np.clip(activity * 1.5, 0, 1), 0.8)
-    if ACOUSTIC_STRENGTH > 0:
+    if not is_english(language):
         mouth = _acoustic_check(mouth, features, fps, num_frames, ACOUSTIC_STRENGTH)
     jaw = mouth[:, TARGETS.index("jaw_open")] * _loudness_gain(features, fps, num_frames) * gate
     out = np.zeros((num_frames, len(channels)), dtype=np.float32)

@@ -30,7 +30,8 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
                                        for s in np.random.SeedSequence(seed).spawn(3))
     emotion = emotion_profile(config.emotion)
     strength = config.emotion_strength if config.emotion != "neutral" else 0.0
-    expression = expression_track(features, channels, fps, n, config.expression_scale)
+    expression = expression_track(features, channels, fps, n, config.expression_scale,
+                                  config.language)
     expression = apply_emotion(expression, channels, fps, emotion, strength)
     pose = _pose(features, fps, n, config, pose_rng, breath_rng, ref_pose,
                  1 + (emotion.motion_gain - 1) * strength, emotion.pitch_deg * strength)
@@ -41,7 +42,8 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
     else:
         blink = np.zeros(n, dtype=np.float32)
     meta = {"seed": seed, "pose_style": config.pose_style, "emotion": config.emotion,
-            "emotion_strength": config.emotion_strength, "still": config.still}
+            "emotion_strength": config.emotion_strength, "still": config.still,
+            "language": config.language}
     return MotionTrack(fps=fps, channels=channels, expression=expression, pose=pose, blink=blink,
                        meta=meta)
 
