@@ -66,3 +66,31 @@ def test_stream_to_file_writes_video_with_the_speech(portrait, short_speech_wav,
     info = probe_video(out)
     assert info.num_frames == count and (info.width, info.height) == (128, 128)
     assert info.has_audio
+
+
+def test_live_lips_close_in_labial_valleys_and_open_on_vowels(portrait, face):
+    from talkinghead.audio.tts import synthesize
+    from talkinghead.face import regions as R
+
+    closed, opened = [], []
+    for sentence in ("My mom made a big map of Bombay.", "Maybe the baby will bump the bumper."):
+        speech = synthesize(sentence)
+        stream = Stream(portrait, CONFIG, sample_rate=speech.waveform.sample_rate, face=face)
+        frames = _chunked(stream, speech.waveform.samples, 441)
+        gaps = np.array([_lip_gap(stream, f.expression, R) for f, _ in frames])
+        for p in speech.phones:
+            span = gaps[int(p.start * 25):max(int(p.start * 25) + 1, int(np.ceil(p.end * 25)))]
+            if p.label in ("P", "B", "M"):
+                closed.append(span.min() < 0.02)
+            if p.label in ("AA", "AE", "AH", "AO", "AW", "AY", "EH"):
+                opened.append(span.max() > 0.05)
+    assert len(closed) >= 12 and len(opened) >= 6
+    assert np.mean(closed) >= 0.5     # 0.1 when the jaw alone followed loudness
+    assert np.mean(opened) >= 0.75
+
+
+def _lip_gap(stream: Stream, expression: np.ndarray, regions) -> float:
+    """Inner-lip gap in inter-ocular distances of the face posed with ``expression``."""
+    mesh = stream.renderer.posed_mesh(expression, np.zeros(6, np.float32), 0.0)
+    gap = mesh[regions.LOWER_INNER[3:8], 1] - mesh[regions.UPPER_INNER[3:8], 1]
+    return float(gap.mean()) / stream.renderer.fit.iod

@@ -10,7 +10,9 @@ t_k + ``LOOKAHEAD_S`` (0.1 s) has been fed, i.e. at most 0.1 s + half a frame (0
 The live motion model is loudness-driven (no phone recognition: PocketSphinx needs whole
 phrases, and the file path's coarticulation and pose smoothing look seconds ahead): jaw
 opening follows the speech level relative to a running noise floor and speaker level, lips
-close in pauses, the head drifts with causally filtered noise that calms in pauses, and blinks
+close in pauses and seal in labial-like valleys (an energy dip between louder sound whose
+spectrum, or that of the release after it, is dominated by low frequencies: /m/'s murmur,
+/b/'s voice bar, /p/'s flat burst; /t k s/ release high), the head drifts with causally filtered noise that calms in pauses, and blinks
 come from the same seeded process as the file path. The file pipeline (``Pipeline``) shares
 the renderer and the threaded render → encode path but plans motion from the whole utterance,
 which lip-syncs better; that is why it is not built on this causal loop.
@@ -45,6 +47,9 @@ HOP = 160                   # 10 ms loudness hops
 WINDOW = 320                # 20 ms RMS window
 LOOKAHEAD_S = 0.1           # audio needed beyond a frame's centre time
 ANTICIPATION_S = (-0.04, 0.06)  # hops averaged into a frame's jaw, relative to its time
+VALLEY_S = (0.15, 0.08)     # a labial valley is looked for this far before and after a frame
+VALLEY_DB = (5.0, 11.0)     # dip below the loudest sound in that span: no seal .. full seal
+LOW_RATIO_DB = (8.0, 16.0)  # energy below 1 kHz over energy above 2 kHz: not labial .. labial
 OPEN_DB = 8.0               # dB above the noise floor that counts as speech
 OPEN_RANGE_DB = 18.0        # the jaw opens from this far below the speaker's level
 JAW_MAX = 0.45              # jaw_open 4 dB above the speaker's typical level
@@ -59,12 +64,16 @@ CALM_PAUSE = 0.45
 class StreamFrame:
     """One emitted frame. ``index``: frame number from 0; ``time``: its centre, seconds of
     audio; ``pixels``: (H, W, 3) uint8 RGB; ``audio_seen``: seconds of audio fed when it was
-    rendered (``audio_seen - time`` is the look-ahead it used)."""
+    rendered (``audio_seen - time`` is the look-ahead it used); ``expression``: (C,) float32
+    weights of ``Stream.channels`` and ``pose``: (6,) as ``MotionTrack.pose`` (to drive
+    another renderer)."""
 
     index: int
     time: float
     pixels: np.ndarray
     audio_seen: float
+    expression: np.ndarray
+    pose: np.ndarray
 
 
 class LoudnessMouth:
@@ -73,10 +82,14 @@ class LoudnessMouth:
     def __init__(self) -> None:
         self.noise, self.level = NOISE_INIT_DB, LEVEL_INIT_DB
 
-    def hop(self, samples: np.ndarray) -> tuple[float, float]:
-        """(WINDOW,) float32 samples → (openness 0..~1.3, speech activity 0 or 1)."""
+    def hop(self, samples: np.ndarray) -> tuple[float, float, float, float]:
+        """(WINDOW,) float32 samples → (openness 0..~1.3, speech activity 0 or 1, level dB,
+        low-to-high band ratio dB)."""
         x = samples - samples.mean()
         db = float(10 * np.log10(np.mean(x * x) + 1e-10))
+        return (*self._open(db), db, _low_high_ratio(x))
+
+    def _open(self, db: float) -> tuple[float, float]:
         self.noise = min(db, self.noise + 0.02) if db < self.noise + 12 else self.noise + 0.02
         if db > self.noise + 15:
             self.level += 0.02 * (db - self.level)
@@ -139,7 +152,7 @@ class Stream:
         self.blinks = np.zeros(0, np.float32)
         self.mouth = LoudnessMouth()
         self.audio = np.zeros(0, np.float32)   # 16 kHz samples not yet consumed by hops
-        self.hops: list[tuple[float, float]] = []  # (openness, activity) per hop
+        self.hops: list[tuple[float, float, float, float]] = []  # LoudnessMouth.hop per hop
         self.hop_base = 0                      # hop number of ``hops[0]``
         self.received = 0                      # 16 kHz samples fed so far
         self.next_frame = 0
@@ -181,8 +194,8 @@ class Stream:
         out = []
         while limit is None or self.next_frame < limit:
             t = (self.next_frame + 0.5) / self.fps
-            if t > ready_until or \
-                    self._hop_index(t + ANTICIPATION_S[1]) >= self.hop_base + len(self.hops):
+            ahead = max(ANTICIPATION_S[1], VALLEY_S[1])
+            if t > ready_until or self._hop_index(t + ahead) >= self.hop_base + len(self.hops):
                 break
             out.append(self._frame(self.next_frame, t))
             self.next_frame += 1
@@ -196,13 +209,30 @@ class Stream:
         lo, hi = self._hop_index(t + ANTICIPATION_S[0]), self._hop_index(t + ANTICIPATION_S[1])
         window = np.array(self.hops[lo - self.hop_base:hi + 1 - self.hop_base])
         openness, activity = float(window[:, 0].mean()), float(window[:, 1].mean())
+        labial = self._labial(t)
+        jaw = JAW_MAX * openness * (1 - 0.5 * labial) * self.config.motion.expression_scale
         expression = np.zeros(len(self.channels), np.float32)
-        expression[self.channels.index("jaw_open")] = JAW_MAX * openness * \
-            self.config.motion.expression_scale
+        expression[self.channels.index("jaw_open")] = jaw
+        expression[self.channels.index("lip_close")] = jaw * labial
         pose = self.pose.step(activity)
         pixels = self.renderer.render(expression, pose, self._blink(index))
-        self._forget(lo)
-        return StreamFrame(index, t, pixels, self.received / SAMPLE_RATE)
+        self._forget(min(lo, self._hop_index(t - VALLEY_S[0])))
+        return StreamFrame(index, t, pixels, self.received / SAMPLE_RATE, expression, pose)
+
+    def _labial(self, t: float) -> float:
+        """0..1: how surely a hop within half a frame of ``t`` s lies in a labial valley: well
+        below the loudest sound in the VALLEY_S span around it, low frequencies dominating."""
+        before, after = (round(s * SAMPLE_RATE / HOP) for s in VALLEY_S)
+        centre = self._hop_index(t) - self.hop_base
+        hops = np.array(self.hops[max(0, centre - before):centre + after + 1])
+        if not hops[:, 1].any():
+            return 0.0
+        mid = min(centre, before)
+        half = round(0.5 * SAMPLE_RATE / (self.fps * HOP))
+        near = hops[max(0, mid - half):mid + half + 1]
+        dip = hops[:, 2].max() - near[:, 2]
+        low = np.where(near[:, 1] > 0, near[:, 3], LOW_RATIO_DB[1])  # a stop's silent closure
+        return float(np.max(_ramp(dip, VALLEY_DB) * _ramp(low, LOW_RATIO_DB)))
 
     def _blink(self, index: int) -> float:
         if not self.config.motion.blink:
@@ -218,6 +248,22 @@ class Stream:
         if drop > 0:
             del self.hops[:drop]
             self.hop_base = keep_from
+
+
+def _ramp(x: np.ndarray, edges: tuple[float, float]) -> np.ndarray:
+    """0 at ``edges[0]`` or below, 1 at ``edges[1]`` or above, linear between."""
+    return np.clip((x - edges[0]) / (edges[1] - edges[0]), 0.0, 1.0)
+
+
+_HANN = np.hanning(WINDOW)
+_BANDS = np.fft.rfftfreq(WINDOW, 1 / SAMPLE_RATE)
+
+
+def _low_high_ratio(x: np.ndarray) -> float:
+    """dB of (WINDOW,) samples' energy below 1 kHz over their energy above 2 kHz."""
+    power = np.abs(np.fft.rfft(x * _HANN)) ** 2
+    low, high = power[_BANDS < 1000].sum(), power[_BANDS >= 2000].sum()
+    return float(10 * np.log10((low + 1e-12) / (high + 1e-12)))
 
 
 def _fit(portrait: Portrait, cfg: Config) -> tuple[Framing, FaceFit]:
