@@ -30,6 +30,8 @@ from talkinghead.neural.mapping import MappingNet, transform_keypoints  # noqa: 
 from talkinghead.neural.posevae import PoseVAE  # noqa: E402
 from talkinghead.neural.synthetic import random_state  # noqa: E402
 
+from test_reference import reference_video  # noqa: E402,F401  (a fixture)
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-4
 TINY_RENDERER = dict(
@@ -358,3 +360,34 @@ def test_sadtalker_backend_without_torch_names_the_extra(tmp_path, monkeypatch, 
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch → ModuleNotFoundError
     code = _generate(portrait_path, one_second_wav, tmp_path / "x.mp4", tmp_path)
     assert code == 2 and "pip install 'talkinghead[sadtalker]'" in capsys.readouterr().err
+
+
+def test_reference_pose_adds_relative_motion_and_reference_blink_drives_only_the_blink_input():
+    from talkinghead.neural.coefficients import BLINK_SHAPE, motion_coefficients
+
+    torch.manual_seed(0)
+    nets = _tiny_nets().eval()
+    rng = np.random.default_rng(0)
+    mels = rng.standard_normal((30, 80, 16)).astype(np.float32)
+    source = (0.1 * rng.standard_normal(70)).astype(np.float32)
+    pose = (0.1 * rng.standard_normal((30, 6))).astype(np.float32)
+    blink = np.zeros(30, np.float32)
+    blink[10:15] = BLINK_SHAPE
+
+    def run(**kw):
+        return motion_coefficients(nets.expnet, nets.posevae, mels, source, seed=3, blink=False, **kw)
+
+    base, both = run(), run(ref_pose=pose, ref_blink=blink)
+    assert np.allclose(both[:, 64:70], base[:, 64:70] + pose - pose[:1], atol=1e-6)
+    assert np.array_equal(both[:10, :64], base[:10, :64])   # no blink: ExpNet's output unchanged
+    assert not np.allclose(both[12, :64], base[12, :64])
+    still = run(ref_pose=pose, still=True)
+    assert np.allclose(still[:, 64:70], source[64:70] + pose - pose[:1], atol=1e-6)
+
+
+def test_sadtalker_backend_with_reference_pose_and_blink(tmp_path, tiny_checkpoints, portrait_path,
+                                                         one_second_wav, reference_video):
+    out = tmp_path / "ref.mp4"
+    assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--ref-pose",
+                     str(reference_video), "--ref-blink", str(reference_video)) == 0
+    assert _probe(out) == (25, 256, 256, True)

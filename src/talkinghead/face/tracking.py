@@ -71,8 +71,8 @@ def reference_from_meshes(meshes: np.ndarray, fps: float, source: str = "video")
     for t in np.nonzero(found)[0]:
         pose[t] = relative_pose(meshes[first], meshes[t])
     openness = np.where(found, eye_openness(meshes), np.nan)
-    return ReferenceMotion(float(fps), _smooth(_fill(pose)).astype(np.float32),
-                           _fill(openness).astype(np.float32))
+    return ReferenceMotion(float(fps), _smooth(fill_gaps(pose)).astype(np.float32),
+                           fill_gaps(openness).astype(np.float32))
 
 
 def relative_pose(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def _umeyama(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
     return rot, scale
 
 
-def _fill(x: np.ndarray) -> np.ndarray:
+def fill_gaps(x: np.ndarray) -> np.ndarray:
     """Series (T, ...) with NaN rows filled by linear interpolation over time."""
     x = np.asarray(x, np.float64)
     flat = x.reshape(len(x), -1)

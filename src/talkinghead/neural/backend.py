@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..errors import UserError
+from ..errors import NoFaceError, UserError
 from ..face.crop import Framing, plan_framing
+from ..face.tracking import track_video
+from ..motion.reference import looped, reference_blink
 from . import audio
 from .align import align_face, five_points
 from .checkpoints import SadTalkerNets, checkpoint_paths, load_mapping, load_sadtalker
@@ -129,7 +131,6 @@ def check_supported(config: Config) -> None:
     """UserError for options this backend does not offer (yet)."""
     m = config.motion
     unsupported = [name for name, on in (
-        ("--ref-pose", m.ref_pose), ("--ref-blink", m.ref_blink),
         ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript),
         (f"--fps {config.video.fps:g} (SadTalker runs at {FPS})", config.video.fps != FPS)) if on]
     if unsupported:
@@ -169,15 +170,37 @@ class SadTalkerBackend:
     def coefficients(self, samples: np.ndarray, source: SourceFace, config: Config) -> np.ndarray:
         """16 kHz speech (N,) → driving coefficients (T, 70|73), T = N // 640."""
         mels = audio.speech_windows(samples)
-        if mels.shape[0] == 0:
+        count = mels.shape[0]
+        if count == 0:
             raise UserError("the audio is shorter than one video frame (40 ms)")
         m = config.motion
+        ref_pose = self.reference_pose(m.ref_pose, count) if m.ref_pose else None
+        ref_blink = reference_blink(track_video(m.ref_blink), FPS, count) if m.ref_blink else None
         with torch.no_grad():
             return motion_coefficients(
                 self.nets.expnet, self.nets.posevae, mels, source.coeffs,
                 style=m.pose_style, seed=config.seed, blink=m.blink,
                 expression_scale=m.expression_scale, head_motion_scale=m.head_motion_scale,
-                still=m.still)
+                still=m.still, ref_pose=ref_pose, ref_blink=ref_blink)
+
+    def reference_pose(self, video: str, count: int) -> np.ndarray:
+        """(count, 6) pose coefficients (angles, translation) of the face in ``video``, read by
+        the 3DMM network from each frame's crop as SadTalker does, at 25 fps, looped."""
+        from ..face.tracking import fill_gaps, track_meshes
+        from ..media import iter_video_frames, probe_video
+
+        fps = probe_video(video).fps or FPS
+        needed = int(np.ceil(count * fps / FPS)) + 1
+        frames = [f for _, f in zip(range(needed), iter_video_frames(video))]
+        meshes = track_meshes(frames)
+        poses = np.full((len(frames), 6), np.nan, np.float32)
+        for i, (frame, mesh) in enumerate(zip(frames, meshes)):
+            if np.isfinite(mesh).all():
+                crop = plan_framing(frame, mesh, "crop", self.size, matte=False)
+                poses[i] = self.source_face(crop.image, crop.map_points(mesh)).coeffs[64:70]
+        if not np.isfinite(poses).any():
+            raise NoFaceError(f"no face found in the reference video {video}")
+        return looped(fill_gaps(poses), fps, FPS, count)
 
     def prepare(self, pixels: np.ndarray, mesh: np.ndarray, samples: np.ndarray,
                 config: Config) -> Plan:

@@ -60,15 +60,22 @@ def poses(posevae: PoseVAE, mels: torch.Tensor, ref_pose: torch.Tensor, style: i
 def motion_coefficients(expnet: ExpNet, posevae: PoseVAE, mels: np.ndarray, source: np.ndarray,
                         *, style: int = 0, seed: int = 0, blink: bool = True,
                         expression_scale: float = 1.0, head_motion_scale: float = 1.0,
-                        still: bool = False) -> np.ndarray:
+                        still: bool = False, ref_pose: np.ndarray | None = None,
+                        ref_blink: np.ndarray | None = None) -> np.ndarray:
     """Mel windows (T, 80, 16) and the source's coefficients (70 or 73: exp 64, angles 3,
     translation 3[, crop scale and offset 3]) → driving coefficients (T, same width) float32.
 
     ``head_motion_scale`` (ours; 1 = SadTalker) scales each frame's pose offset from frame 0.
+    ``ref_pose``: (T, 6) pose coefficients of a reference video; their motion relative to its
+    first frame is added to the pose (SadTalker's ``--ref_pose``). ``ref_blink``: (T,) eyelid
+    closure 0..1 of a reference video, fed to ExpNet as its blink signal (SadTalker instead
+    copies the reference's whole expression, lips included).
     """
     count = mels.shape[0]
     rng = np.random.default_rng(seed)
     ratio = blink_signal(count, rng) if blink else np.zeros(count, np.float32)
+    if ref_blink is not None:
+        ratio = np.asarray(ref_blink, np.float32)
     m = torch.from_numpy(np.ascontiguousarray(mels, dtype=np.float32))[:, None]
     src = torch.from_numpy(np.asarray(source, dtype=np.float32))
     exp = expressions(expnet, m, src[:64], torch.from_numpy(ratio)).numpy()
@@ -79,4 +86,6 @@ def motion_coefficients(expnet: ExpNet, posevae: PoseVAE, mels: np.ndarray, sour
         coeffs = np.concatenate([coeffs, np.repeat(source[None, 70:], count, axis=0)], axis=1)
     if still:
         coeffs[:, 64:] = source[None, 64:]
+    if ref_pose is not None:
+        coeffs[:, 64:70] += head_motion_scale * (ref_pose - ref_pose[:1])
     return coeffs.astype(np.float32)
