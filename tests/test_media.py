@@ -183,6 +183,22 @@ def test_truncated_image_rejected(tmp_path: Path, fmt: str) -> None:
         load_image(cut)
 
 
+def test_libtiff_messages_do_not_reach_stderr(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """libtiff prints decoding errors of compressed TIFFs to fd 2 ("ZIPDecode: Decoding error
+    ... incorrect data check"); a user must see only our ImageError."""
+    path = tmp_path / "bad_checksum.tif"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(path, compression="tiff_deflate")
+    with Image.open(path) as im:
+        offset, count = im.tag_v2[273][0], im.tag_v2[279][0]  # the one strip of deflate data
+    data = bytearray(path.read_bytes())
+    data[offset + count - 1] ^= 0xFF  # breaks the zlib (adler32) check at the strip's end
+    path.write_bytes(bytes(data))
+    capfd.readouterr()
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        load_image(path)
+    assert capfd.readouterr().err == ""
+
+
 def test_bad_image_files(tmp_path: Path) -> None:
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.png").write_text("this is not a picture\n")

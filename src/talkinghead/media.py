@@ -11,16 +11,20 @@ import contextlib
 import errno
 import glob
 import math
+import mmap
 import os
 import re
 import secrets
+import tempfile
+import threading
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 import av
 import cv2
@@ -41,7 +45,13 @@ uses more (``full`` mode renders at most 1920 px), and it bounds memory. JPEGs a
 reduced scale directly (libjpeg DCT scaling), so a 10,000 px JPEG never exists at full size."""
 
 MAX_AUDIO_SECONDS = 2 * 3600
-"""Longer recordings are refused while decoding (memory: 16 kHz float32 is 230 MB per hour)."""
+"""Longer recordings are refused while decoding (16 kHz float32 is 230 MB per hour, on disk)."""
+
+IN_MEMORY_SECONDS = 60.0
+"""Decoded recordings up to this long stay in memory; longer ones go to a temporary file."""
+
+SPILL_DIR: str | None = None
+"""Folder of those temporary files; None: the system's (``TMPDIR``, else ``/tmp``)."""
 
 AUDIO_RATES_HZ = (1000, 768_000)
 """Sample rates a real recording can have; anything outside marks a corrupt header."""
@@ -50,6 +60,7 @@ AUDIO_TRACK_RATE = 48_000
 """Hz of the AAC track that ``VideoWriter`` muxes, whatever the rate of the waveform."""
 
 _AAC_FRAME_SAMPLES = 1024  # every AAC-LC frame holds this many samples
+_SAMPLE_BYTES = 4  # float32
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
 _WIDE_GRAY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
@@ -95,7 +106,7 @@ def load_image(path: PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> Portrai
             with Image.open(p) as im:
                 _refuse_huge(im.size, p)
                 _draft(im, max_side)
-                im.load()
+                _decode_pixels(im)
                 upright = _upright(_shrunk(im, max_side))
     except Image.DecompressionBombError as exc:
         raise ImageError(_too_large_message(p, _bomb_detail(exc))) from exc
@@ -110,6 +121,29 @@ def load_image(path: PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> Portrai
             "Re-export the photo, or try another file."
         ) from exc
     return Portrait(pixels=_to_rgb(upright))
+
+
+def _decode_pixels(im: Image.Image) -> None:
+    """Decode ``im``'s pixels. libtiff (which Pillow uses for compressed TIFFs) prints its
+    warnings and errors straight to file descriptor 2; for TIFFs that is silenced meanwhile."""
+    if im.format != "TIFF":
+        im.load()
+        return
+    with _stderr_fd_silenced():
+        im.load()
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced() -> Iterator[None]:
+    """Point file descriptor 2 (C's stderr, whatever ``sys.stderr`` is) at the null device."""
+    with open(os.devnull, "wb") as null:
+        kept = os.dup(2)
+        try:
+            os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(kept, 2)
+            os.close(kept)
 
 
 def _refuse_huge(size: tuple[int, int], path: Path) -> None:
@@ -214,43 +248,56 @@ def _wide_gray_to_rgb(im: Image.Image) -> np.ndarray:
 # audio
 
 
-def load_audio(path: PathLike, sample_rate: int = 16000) -> Waveform:
+def load_audio(path: PathLike, sample_rate: int = 16000,
+               in_memory_seconds: float | None = None) -> Waveform:
     """Decode the first audio track of any file ffmpeg reads into mono float32 at ``sample_rate``.
 
     The container is recognised by its content, not its extension. Channels are downmixed and the
-    rate converted by libswresample while decoding, frame by frame. Raises ``AudioError`` for a
-    missing, empty, unreadable or corrupt file, a file without an audio track, or no samples.
+    rate converted by libswresample while decoding, frame by frame. A recording longer than
+    ``in_memory_seconds`` (None: ``IN_MEMORY_SECONDS``) is kept in an unnamed temporary file
+    (in ``SPILL_DIR``), not in memory: the Waveform reads pieces from it (``Waveform.read``), and
+    the file vanishes with the Waveform, on any error, and when the process ends. Raises
+    ``AudioError`` for a missing, empty, unreadable or corrupt file, a file without an audio
+    track, no samples, or no room for the temporary file.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     p = _existing_file(path, "audio", AudioError)
+    keep = IN_MEMORY_SECONDS if in_memory_seconds is None else in_memory_seconds
+    sink = _SampleSink(int(keep * sample_rate))
     try:
-        with av.open(str(p), mode="r") as container:
-            samples = _decode_mono(container, _first_audio_stream(container, p), sample_rate)
+        _decode_file(p, sample_rate, sink)
+        return sink.waveform(int(sample_rate))
+    except BaseException:  # Ctrl-C included: the temporary file goes at once
+        sink.discard()
+        raise
+
+
+def _decode_file(path: Path, sample_rate: int, sink: _SampleSink) -> None:
+    """Decode ``path``'s first audio track into ``sink``; every failure as ``AudioError``."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            _decode_mono(container, _first_audio_stream(container, path), sample_rate, sink)
     except AudioError:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise AudioError(
-            f"cannot decode the audio file {p} ({_reason(exc)}). It may be corrupt or in a format "
-            "ffmpeg does not read; convert it to WAV or MP3 and try again."
+            f"cannot decode the audio file {path} ({_reason(exc)}). It may be corrupt or in a "
+            "format ffmpeg does not read; convert it to WAV or MP3 and try again."
         ) from exc
-    if samples.size == 0:
-        raise AudioError(f"no audio samples could be decoded from {p}; the recording is empty.")
-    _sanitize(samples)
-    return Waveform(samples=samples, sample_rate=int(sample_rate))
+    if sink.size == 0:
+        raise AudioError(f"no audio samples could be decoded from {path}; the recording is empty.")
 
 
-def _sanitize(samples: np.ndarray, block: int = 1 << 20) -> None:
-    """In place: NaN → 0, ±inf → ±1, everything clipped to [-1, 1].
+def _sanitized(chunk: np.ndarray) -> np.ndarray:
+    """(n,) float32 copy of ``chunk`` with NaN → 0, ±inf → ±1, everything clipped to [-1, 1].
 
     Float files can hold NaN or infinities (a broken recorder, a damaged file); neither the
-    analysis nor the AAC encoder may see them. Done in blocks: the masks ``nan_to_num`` builds
-    would otherwise cost more memory than the recording itself.
+    analysis nor the AAC encoder may see them.
     """
-    for start in range(0, samples.size, block):
-        part = samples[start:start + block]
-        np.nan_to_num(part, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
-        np.clip(part, -1.0, 1.0, out=part)
+    part = np.array(chunk, dtype=np.float32).reshape(-1)
+    np.nan_to_num(part, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(part, -1.0, 1.0, out=part)
 
 
 def _reason(exc: BaseException) -> str:
@@ -287,51 +334,151 @@ def _hours(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-def _decode_mono(
-    container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int
-) -> np.ndarray:
-    """(N,) float32 mono samples at ``sample_rate``, converted one decoded frame at a time."""
+def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
+                 sample_rate: int, sink: _SampleSink) -> None:
+    """Decode ``stream`` into ``sink`` as mono float32 at ``sample_rate``, one frame at a time."""
     # rematrix_maxval=1 scales the downmix so channels are averaged: a loud stereo file cannot clip.
     resampler = av.AudioResampler(
         format="flt", layout="mono", rate=sample_rate, options={"rematrix_maxval": "1.0"}
     )
-    samples = _SampleBuffer(_expected_samples(container, stream, sample_rate))
+    sink.expect(_expected_samples(container, stream, sample_rate))
     limit = MAX_AUDIO_SECONDS * sample_rate
     for frame in container.decode(stream):
         for out in resampler.resample(frame):
-            samples.add(out.to_ndarray().reshape(-1))
-        if samples.size > limit:
+            sink.add(out.to_ndarray())
+        if sink.size > limit:
             raise AudioError(
                 f"the recording is longer than {_hours(MAX_AUDIO_SECONDS)}, the most one video "
                 "may last; split it into shorter parts and make one video from each."
             )
     for out in resampler.resample(None):
-        samples.add(out.to_ndarray().reshape(-1))
-    return samples.join()
+        sink.add(out.to_ndarray())
 
 
-class _SampleBuffer:
-    """Decoded samples written straight into one preallocated array (sized from the container's
-    duration; grown by half if that was short), so that a long recording never exists twice.
-    Pages past the end are never touched and cost no memory."""
+class _SampleSink:
+    """Where decoded samples go: one preallocated array while the recording is at most
+    ``memory_limit`` samples long, then an unnamed temporary file (``_SampleFile``)."""
 
-    def __init__(self, expected: int) -> None:
-        self._data = np.empty(max(int(expected), 1 << 16), dtype=np.float32)
+    def __init__(self, memory_limit: int) -> None:
+        self._memory_limit = max(int(memory_limit), 0)
+        self._memory = np.empty(0, dtype=np.float32)
+        self._file: _SampleFile | None = None
         self.size = 0
 
+    def expect(self, samples: int) -> None:
+        """Reserve memory for ``samples`` (as far as they will be kept in memory). Pages past
+        the end are never touched and cost nothing."""
+        self._memory = np.empty(min(max(int(samples), 1 << 16), self._memory_limit), np.float32)
+
     def add(self, chunk: np.ndarray) -> None:
-        """Append (n,) samples."""
-        end = self.size + chunk.size
-        if end > self._data.size:
-            grown = np.empty(max(end, int(self._data.size * 1.5)), dtype=np.float32)
-            grown[:self.size] = self._data[:self.size]
-            self._data = grown
-        self._data[self.size:end] = chunk
+        """Append decoded samples (any shape; flattened), sanitized (``_sanitized``)."""
+        part = _sanitized(chunk)
+        end = self.size + part.size
+        if self._file is None and end > self._memory_limit:
+            self._file = _SampleFile.create()
+            self._file.append(self._memory[:self.size])
+            self._memory = np.empty(0, dtype=np.float32)
+        if self._file is not None:
+            self._file.append(part)
+        else:
+            self._grow(end)
+            self._memory[self.size:end] = part
         self.size = end
 
-    def join(self) -> np.ndarray:
-        """The (N,) float32 samples (a view of the buffer)."""
-        return self._data[:self.size]
+    def _grow(self, end: int) -> None:
+        """Make the array hold at least ``end`` samples (by half again, at most the limit)."""
+        if end > self._memory.size:
+            grown = np.empty(min(max(end, int(self._memory.size * 1.5)), self._memory_limit),
+                             dtype=np.float32)
+            grown[:self.size] = self._memory[:self.size]
+            self._memory = grown
+
+    def waveform(self, sample_rate: int) -> Waveform:
+        """The samples added so far as a Waveform (in memory, or read from the file)."""
+        if self._file is None:
+            return Waveform(samples=self._memory[:self.size], sample_rate=sample_rate)
+        self._file.finish()
+        return Waveform(samples=self._file.mapped(), sample_rate=sample_rate, reader=self._file)
+
+    def discard(self) -> None:
+        """Give back the memory and the temporary file (decoding failed)."""
+        self._memory = np.empty(0, dtype=np.float32)
+        if self._file is not None:
+            self._file.close()
+
+
+class _SampleFile:
+    """(N,) native float32 samples in an unnamed temporary file in ``SPILL_DIR``.
+
+    The file has no name in the file system (POSIX unlinks it at once), so it disappears when
+    closed, when this object is garbage-collected, or when the process ends, however it ends.
+    Reads are explicit (not through a memory map), so that a piece read costs memory only while
+    it is used; they are safe from several threads.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+        self.size = 0
+        self._closer = weakref.finalize(self, file.close)
+
+    @classmethod
+    def create(cls) -> _SampleFile:
+        try:
+            return cls(tempfile.TemporaryFile(dir=SPILL_DIR))
+        except OSError as exc:
+            _raise_spill_error(exc)
+
+    def append(self, samples: np.ndarray) -> None:
+        """Write (n,) float32 samples after those already written."""
+        try:
+            self._file.write(memoryview(np.ascontiguousarray(samples, dtype=np.float32)))
+        except OSError as exc:
+            self.close()
+            _raise_spill_error(exc)
+        self.size += samples.size
+
+    def finish(self) -> None:
+        """Push buffered writes to the file (a full disk shows here as ``AudioError``)."""
+        try:
+            with self._lock:
+                self._file.flush()
+        except OSError as exc:
+            self.close()
+            _raise_spill_error(exc)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (within 0..N): a fresh (stop - start,) float32 array."""
+        out = np.empty(stop - start, dtype=np.float32)
+        with self._lock:
+            self._file.seek(start * _SAMPLE_BYTES)
+            got = self._file.readinto(memoryview(out).cast("B"))
+        if got != out.nbytes:
+            raise OSError(errno.EIO, f"read {got} of {out.nbytes} bytes of decoded audio")
+        return out
+
+    def mapped(self) -> np.ndarray:
+        """All N samples as a read-only (N,) float32 memory map (resident only where touched)."""
+        view = mmap.mmap(self._file.fileno(), self.size * _SAMPLE_BYTES, access=mmap.ACCESS_READ)
+        return np.frombuffer(view, dtype=np.float32)
+
+    def close(self) -> None:
+        """Delete the file now (maps already handed out keep their pages readable)."""
+        self._closer()
+
+
+def _raise_spill_error(exc: OSError) -> NoReturn:
+    """The ``AudioError`` for a temporary file that cannot be created or written."""
+    folder = SPILL_DIR or tempfile.gettempdir()
+    if exc.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    else:
+        reason = _reason(exc)
+    raise AudioError(
+        f"cannot keep the decoded audio in the temporary folder {folder} ({reason}; it takes "
+        "about 230 MB per hour of audio). Free some space there, or set TMPDIR to a folder on "
+        "a disk with room."
+    ) from exc
 
 
 def _expected_samples(container: av.container.InputContainer, stream: av.AudioStream,
@@ -352,15 +499,15 @@ def _expected_samples(container: av.container.InputContainer, stream: av.AudioSt
 
 
 def write_wav(path: PathLike, waveform: Waveform) -> Path:
-    """Write mono 16-bit PCM wav (samples clipped to [-1, 1]); returns the path."""
+    """Write mono 16-bit PCM wav (samples clipped to [-1, 1]), 10 s at a time; returns the path."""
     import wave
 
-    pcm = (np.clip(waveform.samples, -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(int(waveform.sample_rate))
-        f.writeframes(pcm.tobytes())
+        for block in waveform.blocks(10 * int(waveform.sample_rate)):
+            f.writeframes((np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
     return Path(path)
 
 
@@ -643,10 +790,11 @@ def _checked_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class _AudioTrack:
-    """A ``Waveform`` fed into an AAC stream (48 kHz mono) in step with the video clock."""
+    """A ``Waveform`` fed into an AAC stream (48 kHz mono) in step with the video clock; only the
+    samples of one step are read at a time (``Waveform.read``)."""
 
     def __init__(self, container: av.container.OutputContainer, waveform: Waveform) -> None:
-        self._samples = np.asarray(waveform.samples, dtype=np.float32).reshape(-1)
+        self._waveform = waveform
         self._source_rate = int(waveform.sample_rate)
         self._stream = container.add_stream("aac", rate=AUDIO_TRACK_RATE, layout="mono")
         self._stream.bit_rate = 128_000
@@ -678,7 +826,7 @@ class _AudioTrack:
     def _slice(self, start: int, stop: int) -> np.ndarray:
         """Source samples [start, stop), zeros past the end of the waveform."""
         chunk = np.zeros(stop - start, dtype=np.float32)
-        available = self._samples[start:stop]
+        available = self._waveform.read(start, stop)
         chunk[: available.size] = available
         return chunk
 

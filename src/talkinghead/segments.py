@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio.features import SAMPLE_RATE, compute_features
-from .audio.phones import MAX_CHUNK_SECONDS, _chunks, _recognize_chunk, _tidy
+from .audio.features import compute_features
+from .audio.phones import MAX_CHUNK_SECONDS, recognize_pieces, tidy_phones
 from .config import Config
 from .motion.blink import blink_track
 from .motion.emotion import emotion_profile
@@ -65,11 +65,8 @@ def segmentable(speech: Waveform, config: Config) -> bool:
 
 def recognized_pieces(speech: Waveform) -> Iterator[Piece]:
     """The speech's recognition pieces in order, each as soon as it is decoded."""
-    for start, x in _chunks(speech):
-        t0, length = start / SAMPLE_RATE, len(x) / SAMPLE_RATE
-        phones = _recognize_chunk(x, 0.0)
-        tidy = _tidy(phones, length)
-        yield Piece(t0, t0 + length, tuple(Phone(p.label, p.start + t0, p.end + t0) for p in tidy))
+    for start, end, phones in recognize_pieces(speech):
+        yield Piece(start, end, phones)
 
 
 def segment_seed(seed: int, index: int) -> int:
@@ -81,20 +78,21 @@ def window_phones(phones: tuple[Phone, ...], start: float, end: float) -> tuple[
     """``phones`` clipped to [start, end) seconds and shifted to start at 0, contiguous."""
     out = [Phone(p.label, max(p.start, start) - start, min(p.end, end) - start)
            for p in phones if p.end > start and p.start < end]
-    return _tidy(out, end - start)
+    return tidy_phones(out, end - start)
 
 
 def segment_motion(speech: Waveform, phones: tuple[Phone, ...], first_frame: int,
                    end: float, channels: tuple[str, ...], config: Config,
                    index: int) -> MotionTrack:
-    """Motion of the frames from ``first_frame`` to ``end`` seconds, from that audio alone.
+    """Motion of the frames from ``first_frame`` to ``end`` seconds, from that audio alone
+    (only its samples are read, ``Waveform.read``).
 
     ``phones``: at least those covering the window, in seconds of the recording.
     """
     fps = config.video.fps
     start = first_frame / fps
     rate = speech.sample_rate
-    samples = np.asarray(speech.samples)[int(round(start * rate)):int(round(end * rate))]
+    samples = speech.read(round(start * rate), round(end * rate))
     features = compute_features(Waveform(samples, rate), window_phones(phones, start, end))
     return make_motion(features, channels, fps, config.motion, segment_seed(config.seed, index))
 

@@ -1,7 +1,9 @@
 """Typed values that flow between stages. Frozen dataclasses holding numpy arrays; no paths."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -21,17 +23,51 @@ class Portrait:
         return int(self.pixels.shape[1])
 
 
+class SampleReader(Protocol):
+    """Where a long recording's samples live instead of memory (``media.load_audio`` gives one):
+    ``read(start, stop)`` returns samples [start, stop) as a fresh (n,) float32 array."""
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Waveform:
-    """Mono audio. ``samples``: (N,) float32 in [-1, 1]; ``sample_rate`` in Hz."""
+    """Mono audio. ``samples``: (N,) float32 in [-1, 1]; ``sample_rate`` in Hz.
+
+    A long decoded recording keeps its samples in a temporary file: ``samples`` is then a
+    read-only memory map of it (pages touched stay resident), and ``reader`` reads pieces
+    without mapping them. Code that walks the audio should use ``read`` or ``blocks``, which
+    cost memory for the piece only, whichever way the samples are held.
+    """
 
     samples: np.ndarray
     sample_rate: int
+    reader: SampleReader | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def num_samples(self) -> int:
+        """N, the number of samples."""
+        return len(self.samples)
 
     @property
     def duration(self) -> float:
         """Seconds."""
-        return len(self.samples) / float(self.sample_rate)
+        return self.num_samples / float(self.sample_rate)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) clipped to [0, N): (n,) float32. In-memory audio gives a view
+        (do not write into it); file-backed audio a fresh array read from the file."""
+        start, stop = max(0, int(start)), min(self.num_samples, int(stop))
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        if self.reader is not None:
+            return self.reader.read(start, stop)
+        return np.asarray(self.samples).reshape(-1)[start:stop].astype(np.float32, copy=False)
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        """Consecutive (≤ size,) float32 pieces of the samples, in order (see ``read``)."""
+        for start in range(0, self.num_samples, size):
+            yield self.read(start, start + size)
 
 
 @dataclass(frozen=True)

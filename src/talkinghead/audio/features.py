@@ -46,27 +46,32 @@ def iter_16k(wave: Waveform, block_seconds: float = _BLOCK_SECONDS) -> Iterator[
 
     Blocks hold about ``block_seconds`` of audio each ((n,) float32, same scale as the input);
     concatenated they equal one resampling of the whole signal (up to rounding). Only one block
-    of the output is alive at a time. NaN and infinite samples become 0 and +-1.
+    of the input and of the output is alive at a time (read with ``Waveform.read``), so a
+    recording kept in a file is never loaded whole. NaN and infinite samples become 0 and +-1.
     """
-    x = np.asarray(wave.samples, dtype=np.float32).reshape(-1)
+    n = wave.num_samples
     sr = int(wave.sample_rate)
     if sr == SAMPLE_RATE:
         step = int(block_seconds * SAMPLE_RATE)
-        for start in range(0, len(x), step):
-            yield np.nan_to_num(x[start:start + step], posinf=1.0, neginf=-1.0)
+        for start in range(0, n, step):
+            yield _finite(wave.read(start, start + step))
         return
     g = gcd(sr, SAMPLE_RATE)
     up, down = SAMPLE_RATE // g, sr // g
     pad = down * int(np.ceil(12.0 * max(up, down) / up / down + 1))
     step = down * max(1, int(block_seconds * sr) // down)
-    n_out = -(-len(x) * up // down)
-    for start in range(0, len(x), step):
-        lo, hi = max(0, start - pad), min(len(x), start + step + pad)
-        y = signal.resample_poly(np.nan_to_num(x[lo:hi], posinf=1.0, neginf=-1.0), up, down)
-        y = y.astype(np.float32)
+    n_out = -(-n * up // down)
+    for start in range(0, n, step):
+        lo, hi = max(0, start - pad), min(n, start + step + pad)
+        y = signal.resample_poly(_finite(wave.read(lo, hi)), up, down).astype(np.float32)
         skip = (start - lo) * up // down
         take = min(step * up // down, n_out - start * up // down)
         yield y[skip:skip + take]
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """(n,) float32 copy of ``x`` with NaN → 0 and ±inf → ±1."""
+    return np.nan_to_num(x.astype(np.float32, copy=False), posinf=1.0, neginf=-1.0)
 
 
 def _highpass() -> np.ndarray:

@@ -212,6 +212,23 @@ def recognize_phones(wave: Waveform) -> tuple[Phone, ...]:
     return _tidy(phones, wave.duration)
 
 
+
+def recognize_pieces(wave: Waveform) -> Iterator[tuple[float, float, tuple[Phone, ...]]]:
+    """``recognize_phones`` piece by piece: (start s, end s, phones) for each decoded piece of at
+    most 20 s, in order, as soon as it is decoded. Each piece's phones are contiguous over
+    [start, end] and timed in seconds of the whole recording; only one piece is held at a time."""
+    for first, x in _chunks(wave):
+        start, length = first / SAMPLE_RATE, len(x) / SAMPLE_RATE
+        local = tidy_phones(_recognize_chunk(x, 0.0), length)
+        yield start, start + length, tuple(Phone(p.label, p.start + start, p.end + start)
+                                           for p in local)
+
+
+def tidy_phones(phones: list[Phone] | tuple[Phone, ...], duration: float) -> tuple[Phone, ...]:
+    """Phones made contiguous over [0, ``duration``] seconds, as the recognizers return them:
+    sorted, clipped, overlaps trimmed, gaps filled, empty phones dropped, SIL runs merged."""
+    return _tidy(list(phones), duration)
+
 # --- transcript normalisation -------------------------------------------------------------
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
