@@ -162,3 +162,34 @@ def test_long_file_video_same_as_in_memory(tmp_path: Path, spill_dir: Path, port
     info = probe_video(spilled.path)
     assert info.num_frames == spilled.num_frames == num_frames_for(seconds, 25.0)
     assert info.has_audio and abs(info.audio_duration_s - seconds) < 0.05
+
+
+FIRST_RUN = r'''
+import gc, os, sys
+from talkinghead import Config, FaceConfig, Pipeline, media
+media.SPILL_DIR, media.IN_MEMORY_SECONDS = sys.argv[1], 1.0
+Pipeline(Config(face=FaceConfig(size=64))).run(sys.argv[2], sys.argv[3], sys.argv[4])
+gc.collect()
+held = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        held += [os.readlink(f"/proc/self/fd/{fd}")]
+    except OSError:
+        pass
+print(sum(target.startswith(sys.argv[1] + os.sep) for target in held))
+'''
+
+
+@needs_proc
+def test_the_first_run_in_a_process_lets_go_of_its_recording(tmp_path: Path, portrait_path: Path,
+                                                              short_speech_wav: Path) -> None:
+    """MediaPipe is imported during the first run; the error it keeps must not pin that run's
+    frames, speech and spill file for the rest of the process."""
+    import subprocess
+
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    out = subprocess.run([sys.executable, "-c", FIRST_RUN, str(folder), str(portrait_path),
+                          str(short_speech_wav), str(tmp_path / "first.mp4")],
+                         capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split()[-1] == "0"

@@ -45,9 +45,22 @@ class FaceBox:
         return self.w * self.h
 
 
+def solutions():
+    """``mediapipe.python.solutions``. MediaPipe's import keeps the error of its failed optional
+    ``sounddevice`` import, whose traceback would pin the frames of whoever imported it first
+    (a pipeline run and its speech) for the life of the process: that traceback is dropped."""
+    from mediapipe.python import solutions as mp_solutions
+
+    record = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
+    error = getattr(record, "sd_error", None)
+    if error is not None:
+        error.__traceback__ = None
+    return mp_solutions
+
+
 def detect_faces(pixels: np.ndarray) -> list[FaceBox]:
     """Faces in an (H, W, 3) uint8 RGB image, largest first (full-range BlazeFace)."""
-    from mediapipe.python.solutions import face_detection
+    face_detection = solutions().face_detection
 
     h, w = pixels.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
@@ -72,8 +85,7 @@ def face_mesh(pixels: np.ndarray, box: FaceBox | None = None) -> np.ndarray | No
     x, y in image pixels, z in the same scale as x, larger = farther from the camera.
     The face is cropped around ``box`` and resized so that the mesh model sees it well.
     """
-    from mediapipe.python.solutions import face_mesh as mp_mesh
-
+    mp_mesh = solutions().face_mesh
     h, w = pixels.shape[:2]
     x0, y0, side = _mesh_window(box, w, h)
     crop = _crop_square(pixels, x0, y0, side)

@@ -16,7 +16,7 @@ from scipy.signal import savgol_filter
 from ..errors import NoFaceError, UserError
 from ..types import ReferenceMotion
 from . import regions as R
-from .landmarks import native_stderr_silenced
+from .landmarks import native_stderr_silenced, solutions
 
 # rigid vertices: forehead, nose bridge and tip, eye corners, cheekbones, temples
 STABLE = np.array([10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 263, 362, 127, 356,
@@ -31,7 +31,7 @@ MAX_DEPTH = 3.0
 
 def track_meshes(frames: Iterable[np.ndarray]) -> np.ndarray:
     """(T, 478, 3) float32 meshes of (H, W, 3) uint8 RGB frames, pixels; NaN without a face."""
-    from mediapipe.python.solutions import face_mesh as mp_mesh
+    mp_mesh = solutions().face_mesh
 
     out = []
     with native_stderr_silenced(), \
