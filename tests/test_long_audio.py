@@ -149,8 +149,6 @@ def test_long_file_video_same_as_in_memory(tmp_path: Path, spill_dir: Path, port
                     speech.sample_rate)
     audio = write_wav(tmp_path / "long.wav", long)
     pipeline = Pipeline(Config(face=FaceConfig(size=64)))
-    # In memory first: mediapipe's first import keeps an exception whose traceback pins the
-    # frames (and the speech) of whoever imported it.
     monkeypatch.setattr(media, "IN_MEMORY_SECONDS", 3600.0)
     held = pipeline.run(portrait_path, audio, tmp_path / "held.mp4")
     monkeypatch.setattr(media, "IN_MEMORY_SECONDS", 5.0)
