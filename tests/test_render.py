@@ -12,7 +12,7 @@ from talkinghead.face.model import fit_face
 from talkinghead.media import load_image
 from talkinghead.render.prefetch import Prefetch
 from talkinghead.render.renderer import Renderer
-from talkinghead.render.warp import WarpField, warp_into
+from talkinghead.render.warp import STILL_PX, Picture, WarpField, warp_into
 
 
 def _renderer(portrait_path, mode: str, size: int | None = None, matte: bool = True) -> Renderer:
@@ -122,11 +122,86 @@ def test_warp_field_without_displacement_is_empty_and_copies():
     assert m.empty
     src = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     out = src.copy()
-    warp_into(out, src, m)
+    warp_into(out, Picture.of(src), m)
     assert np.array_equal(out, src)
     moved = field.backward_map(np.array([[0, 0]] * 12 + [[3, 0]], np.float32))
     x0, y0, x1, y1 = moved.box
     assert 0 < x1 - x0 < 64 and moved.xy.shape == (y1 - y0, x1 - x0, 2)
+
+
+def _random_field(width: int = 96, height: int = 72, step: int = 4) -> tuple[WarpField, np.ndarray]:
+    """A field over a ring of points and the window border, and a smooth random displacement."""
+    rng = np.random.default_rng(1)
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ring = np.column_stack([48 + 20 * np.cos(angles), 36 + 16 * np.sin(angles)])
+    border = [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]]
+    pts = np.concatenate([border, ring, [[48, 36]]]).astype(np.float32)
+    disp = np.concatenate([np.zeros((4, 2)), rng.normal(0, 2.5, (17, 2))]).astype(np.float32)
+    return WarpField(pts, width, height, step), disp
+
+
+def test_pixel_map_is_the_bilinear_interpolation_of_the_grid():
+    field, disp = _random_field()
+    back, s = field.grid_backward(disp), field.step
+    m = field.backward_map(disp, within=(0, 0, field.width, field.height))
+    # node (i, j) sits at pixel (j·s + (s-1)/2, i·s + (s-1)/2); beyond the last node, clamp
+    u = np.clip((np.arange(field.width) - (s - 1) / 2) / s, 0, back.shape[1] - 1)
+    v = np.clip((np.arange(field.height) - (s - 1) / 2) / s, 0, back.shape[0] - 1)
+    j, i = np.minimum(u.astype(int), back.shape[1] - 2), np.minimum(v.astype(int), back.shape[0] - 2)
+    fu, fv = (u - j)[None, :, None], (v - i)[:, None, None]
+    top = back[i][:, j] * (1 - fu) + back[i][:, j + 1] * fu
+    bottom = back[i + 1][:, j] * (1 - fu) + back[i + 1][:, j + 1] * fu
+    pix = np.stack(np.meshgrid(np.arange(field.width), np.arange(field.height)), axis=-1)
+    expected = top * (1 - fv) + bottom * fv + pix
+    assert m.xy.shape == expected.shape and np.abs(m.xy - expected).max() < 1e-3
+
+
+def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
+    e = _neutral(crop)
+    e[crop.fit.channels.index("jaw_open")] = 0.5
+    pose = _pose(3, 8, 2)
+    mesh = crop.posed_mesh(e, pose, 0.0)
+    displacement = crop._displacement(mesh, pose)
+    m = crop.field.backward_map(displacement, sharp=crop._sharp_cells(mesh))
+    h, w = crop.window.shape[:2]
+    in_span = np.zeros((h, w), bool)
+    for x0, y0, x1, y1, _ in m.spans:
+        assert not in_span[y0:y1, x0:x1].any()  # spans do not overlap
+        in_span[y0:y1, x0:x1] = True
+    dense = crop.field.backward_map(displacement, within=(0, 0, w, h)).xy
+    pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1)
+    assert np.abs(dense - pix)[~in_span].max() <= STILL_PX
+    out = crop.window.copy()
+    warp_into(out, crop.source, m)
+    assert np.array_equal(out[~in_span], crop.window[~in_span])
+    assert not np.array_equal(out[in_span], crop.window[in_span])
+
+
+def test_spans_resample_like_a_dense_remap(crop):
+    """Bicubic on the face (float32 source, rounded), bilinear elsewhere, as one remap would."""
+    pose = _pose(4, -10, 2)
+    mesh = crop.posed_mesh(_neutral(crop), pose, 0.0)
+    m = crop.field.backward_map(crop._displacement(mesh, pose), sharp=crop._sharp_cells(mesh))
+    out = crop.window.copy()
+    warp_into(out, crop.source, m)
+    x0, y0, x1, y1 = m.box
+    kinds = {interpolation for *_, interpolation in m.spans}
+    assert kinds == {cv2.INTER_LINEAR, cv2.INTER_CUBIC}
+    for interpolation in kinds:
+        dense = cv2.remap(crop.window, m.xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+        for sx0, sy0, sx1, sy1, kind in m.spans:
+            if kind == interpolation:
+                got = out[sy0:sy1, sx0:sx1].astype(int)
+                want = dense[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+                assert np.abs(got - want).max() <= 1
+
+
+def test_the_face_is_resampled_bicubically(crop):
+    mesh = crop.posed_mesh(_neutral(crop), _pose(yaw=10), 0.0)
+    sharp, s = crop._sharp_cells(mesh), crop.field.step
+    cells = np.round((mesh[:, :2] - crop.origin - (s - 1) / 2) / s).astype(int)
+    assert sharp[cells[:, 1], cells[:, 0]].all()
+    assert sharp.mean() < 0.6  # the background and the shoulders are not
 
 
 def test_prefetch_keeps_order_and_passes_errors_on():

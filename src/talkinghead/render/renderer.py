@@ -10,7 +10,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
 from .mouth import MouthLook, paint_mouth
-from .warp import WarpField, warp_into
+from .warp import Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
 RINGS = ((1.22, 0.92, 0.45), (1.55, 0.6, 0.12), (2.1, 0.22, 0.0))
@@ -53,6 +53,7 @@ class Renderer:
         x0, y0, x1, y1 = framing.roi
         self.origin = np.array([x0, y0], dtype=np.float32)
         self.window = np.ascontiguousarray(framing.image[y0:y1, x0:x1])
+        self.source = Picture.of(self.window)
         self.rings = _rings(fit, framing.roi)
         border = _border_points(x1 - x0, y1 - y0)
         points = np.concatenate([fit.mesh[:, :2], self.rings.points[:, :2]]) - self.origin
@@ -75,11 +76,12 @@ class Renderer:
     def render(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
-        backward = self.field.backward_map(self._displacement(mesh, pose))
+        backward = self.field.backward_map(self._displacement(mesh, pose),
+                                           sharp=self._sharp_cells(mesh))
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
-        warp_into(window, self.window, backward, self._sharp_box(mesh))
+        warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
             self._paint_eyeballs(window, expression, pose, mesh)
         if self.paint_interior:
@@ -111,13 +113,12 @@ class Renderer:
             patch = window[y0:y1, x0:x1].astype(np.float32)
             window[y0:y1, x0:x1] = (patch + (ball - patch) * mask[..., None] + 0.5).astype(np.uint8)
 
-    def _sharp_box(self, mesh: np.ndarray) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) window pixels resampled bicubically: the face, source and posed,
-        with a margin; the rest of the window moves less and is resampled bilinearly."""
+    def _sharp_cells(self, mesh: np.ndarray) -> np.ndarray:
+        """(rows, cols) bool grid cells resampled bicubically: the face, source and posed, with
+        a margin; the rest of the window moves less and is resampled bilinearly."""
         pts = np.concatenate([mesh[R.FACE_OVAL, :2], self.fit.mesh[R.FACE_OVAL, :2]]) - self.origin
-        margin = SHARP_MARGIN_IOD * self.fit.iod
-        lo, hi = np.floor(pts.min(axis=0) - margin), np.ceil(pts.max(axis=0) + margin)
-        return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+        hull = cv2.convexHull(pts.astype(np.float32))[:, 0]
+        return self.field.cell_mask(hull, SHARP_MARGIN_IOD * self.fit.iod)
 
     def _displacement(self, mesh: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """(P, 2) forward displacement of every control point, pixels."""

@@ -3,10 +3,12 @@
 Control points (mesh vertices, rings around the head, the window's border) are triangulated
 once in the source picture. Each frame, their displacements are interpolated linearly inside
 the triangles onto a coarse grid (a sparse matrix product), scaled by a per-node mobility
-(0 on the background, so that it stays put), the forward field is inverted by a damped
-fixed-point iteration (backward field b with b(x) = -f(x + b(x))), and only the rectangle of
-the window that moves is upsampled to full resolution and resampled with ``cv2.remap``; the
-rest of the window is copied unchanged.
+(0 on the background, so that it stays put), and the forward field is inverted by a damped
+fixed-point iteration (backward field b with b(x) = -f(x + b(x))). The field is smooth, so
+only the grid is computed per frame: one ``cv2.resize`` of the moving block of nodes gives the
+source position of every pixel, exactly the bilinear interpolation of the nodes. Pixels are
+resampled with ``cv2.remap`` only in horizontal bands around the nodes that move, bicubic
+around the face and bilinear elsewhere; every other pixel is the source pixel, untouched.
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from scipy.spatial import Delaunay
 INVERSE_ITERATIONS = 6
 STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at all
 BARY_TOLERANCE = 1e-9  # a grid node this far outside a triangle (barycentric) still lies in it
+BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
+
+Span = tuple[int, int, int, int, int]  # x0, y0, x1, y1 window pixels, cv2 interpolation flag
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,14 @@ class BackwardMap:
     """Where each output pixel of the moving rectangle samples the source window.
 
     ``box``: (x0, y0, x1, y1) window pixels of the rectangle that moves (empty when x1 == x0);
-    ``xy``: (y1 - y0, x1 - x0, 2) float32 source coordinates (x, y) in window pixels.
+    ``xy``: (y1 - y0, x1 - x0, 2) float32 source coordinates (x, y) in window pixels;
+    ``spans``: rectangles inside ``box`` to resample, each with its interpolation; the pixels
+    of ``box`` outside every span sample their own position (they do not move).
     """
 
     box: tuple[int, int, int, int]
     xy: np.ndarray
+    spans: tuple[Span, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -41,9 +49,11 @@ class BackwardMap:
 class WarpField:
     """Backward maps for a ``width`` × ``height`` window from control-point displacements.
 
-    ``points``: (P, 2) control points in window pixels. ``step``: grid spacing in pixels.
-    ``mobility``: optional (height, width) float32 in [0, 1], how much each pixel may move
-    (the person matte: 0 keeps the background still); None: everything may move.
+    ``points``: (P, 2) control points in window pixels. ``step``: grid spacing in pixels; node
+    (i, j) sits at pixel (j·step + (step-1)/2, i·step + (step-1)/2), in the middle of its cell,
+    the pixels [j·step, (j+1)·step) × [i·step, (i+1)·step). ``mobility``: optional (height,
+    width) float32 in [0, 1], how much each pixel may move (the person matte: 0 keeps the
+    background still); None: everything may move.
     """
 
     def __init__(self, points: np.ndarray, width: int, height: int, step: int = 4,
@@ -58,12 +68,14 @@ class WarpField:
         self.mobility = None if mobility is None else _grid_mobility(mobility, gx, gy)
         self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
                                                  np.arange(rows, dtype=np.float32))
-        self._pix = np.stack(np.meshgrid(np.arange(cols * step, dtype=np.float32),
-                                         np.arange(rows * step, dtype=np.float32)), axis=-1)
+        # positions of the nodes with one extra node on every side (index k is node k - 1)
+        px = np.arange(-1, cols + 1, dtype=np.float32) * step + offset
+        py = np.arange(-1, rows + 1, dtype=np.float32) * step + offset
+        self._nodes = np.stack(np.meshgrid(px, py), axis=-1)
 
     def grid_backward(self, displacement: np.ndarray) -> np.ndarray:
         """(P, 2) forward displacements (pixels) → (rows, cols, 2) backward field on the grid,
-        in pixels. Grid node (i, j) sits at pixel (j·step + (step-1)/2, i·step + (step-1)/2)."""
+        in pixels."""
         forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
         forward = forward.reshape(*self.grid_shape, 2) / self.step
         if self.mobility is not None:
@@ -75,76 +87,122 @@ class WarpField:
             back = 0.5 * back - 0.5 * at
         return back * self.step
 
+    def cell_mask(self, polygon: np.ndarray, margin: float) -> np.ndarray:
+        """(rows, cols) bool: the cells within ``margin`` pixels of a convex (K, 2) polygon
+        (window pixels), or touching it."""
+        s = self.step
+        mask = np.zeros(self.grid_shape, np.uint8)
+        cells = np.round((polygon - (s - 1) / 2) / s * 16).astype(np.int32)
+        cv2.fillConvexPoly(mask, cells, 1, cv2.LINE_8, shift=4)
+        reach = int(np.ceil(margin / s)) + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        return cv2.dilate(mask, kernel).astype(bool)
+
     def backward_map(self, displacement: np.ndarray,
-                     within: tuple[int, int, int, int] | None = None) -> BackwardMap:
-        """(P, 2) forward displacements (pixels) → the backward map of the moving rectangle
-        (``within``: of that (x0, y0, x1, y1) pixel rectangle instead, moving or not).
-
-        An exact step× ``cv2.resize`` of a block of grid nodes lands every node on its pixel,
-        so the rectangle is cut on node boundaries, one still node wider than the motion.
-        """
+                     within: tuple[int, int, int, int] | None = None,
+                     sharp: np.ndarray | None = None) -> BackwardMap:
+        """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
+        bands; ``sharp``: (rows, cols) bool cells resampled bicubically (None: all of them),
+        the rest bilinearly (2-3× cheaper). ``within``: the map of that (x0, y0, x1, y1) pixel
+        rectangle instead, moving or not, one bicubic span."""
         back = self.grid_backward(displacement)
-        s = self.step
         if within is not None:
-            r0, c0 = max(within[1] // s, 0), max(within[0] // s, 0)
-            r1 = min(-(-within[3] // s) + 1, self.grid_shape[0])
-            c1 = min(-(-within[2] // s) + 1, self.grid_shape[1])
-            return self._upsample(back, r0, r1, c0, c1)
-        moving = np.abs(back).max(axis=-1) > STILL_PX
-        if not moving.any():
+            x0, y0 = max(within[0], 0), max(within[1], 0)
+            x1, y1 = min(within[2], self.width), min(within[3], self.height)
+            box = (x0, y0, x1, y1)
+            return BackwardMap(box, self._upsample(back, box), ((*box, cv2.INTER_CUBIC),))
+        # a cell beside a moving node holds pixels interpolated towards it: it moves too
+        moving = (np.abs(back).max(axis=-1) > STILL_PX).astype(np.uint8)
+        moving = cv2.dilate(moving, np.ones((3, 3), np.uint8)).astype(bool)
+        spans = _band_spans(moving, moving if sharp is None else sharp & moving, self.step,
+                            self.width, self.height)
+        if not spans:
             return BackwardMap((0, 0, 0, 0), np.zeros((0, 0, 2), np.float32))
-        rows, cols = np.nonzero(moving.any(axis=1))[0], np.nonzero(moving.any(axis=0))[0]
-        r0, r1 = max(rows[0] - 1, 0), min(rows[-1] + 2, self.grid_shape[0])
-        c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, self.grid_shape[1])
-        return self._upsample(back, r0, r1, c0, c1)
+        box = (min(sp[0] for sp in spans), min(sp[1] for sp in spans),
+               max(sp[2] for sp in spans), max(sp[3] for sp in spans))
+        return BackwardMap(box, self._upsample(back, box), tuple(spans))
 
-    def _upsample(self, back: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> BackwardMap:
-        """Backward map of the pixels of grid block rows r0:r1, columns c0:c1."""
+    def _upsample(self, back: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(y1 - y0, x1 - x0, 2) float32 source positions of the pixels of ``box`` (x0, y0,
+        x1, y1): the bilinear interpolation of the (rows, cols, 2) backward grid ``back`` plus
+        the node positions. An exact step× ``cv2.resize`` of a block of nodes puts node k of
+        the block on pixel k·step + (step-1)/2, so one extra node on each side of the block
+        makes every pixel an interpolation between nodes, never a clamped copy."""
         s = self.step
-        block = np.ascontiguousarray(back[r0:r1, c0:c1])
+        x0, y0, x1, y1 = box
+        (c0, c1), (r0, r1) = _node_range(x0, x1, s), _node_range(y0, y1, s)
+        padded = cv2.copyMakeBorder(back, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+        block = padded[r0:r1, c0:c1] + self._nodes[r0:r1, c0:c1]
         up = cv2.resize(block, ((c1 - c0) * s, (r1 - r0) * s), interpolation=cv2.INTER_LINEAR)
-        x0, y0 = c0 * s, r0 * s
-        x1, y1 = min(c1 * s, self.width), min(r1 * s, self.height)
-        up = up[:y1 - y0, :x1 - x0]
-        up += self._pix[y0:y1, x0:x1]
-        return BackwardMap((x0, y0, x1, y1), up)
-
-    def backward_maps(self, displacement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P, 2) forward displacements → ``map_x, map_y`` (height, width) float32, whole window."""
-        m = self.backward_map(displacement)
-        full = self._pix[:self.height, :self.width].copy()
-        x0, y0, x1, y1 = m.box
-        if not m.empty:
-            full[y0:y1, x0:x1] = m.xy
-        return np.ascontiguousarray(full[..., 0]), np.ascontiguousarray(full[..., 1])
+        qx, qy = x0 - (c0 - 1) * s, y0 - (r0 - 1) * s
+        return up[qy:qy + y1 - y0, qx:qx + x1 - x0]
 
 
-def warp(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """Resample an (H, W, 3) uint8 image at the backward maps (bicubic: keeps it sharp)."""
-    return cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+@dataclass(frozen=True)
+class Picture:
+    """A source picture in the layouts ``cv2.remap`` is fastest with: ``u8`` (H, W, 3) uint8
+    for bilinear, ``f32`` the same pixels as float32 for bicubic (OpenCV's bicubic remap is
+    about a quarter faster on float32 than on uint8)."""
+
+    u8: np.ndarray
+    f32: np.ndarray
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> Picture:
+        u8 = np.ascontiguousarray(image)
+        return cls(u8, u8.astype(np.float32))
 
 
-def warp_into(out: np.ndarray, source: np.ndarray, backward: BackwardMap,
-              sharp: tuple[int, int, int, int] | None = None) -> None:
-    """Resample the moving rectangle of ``source`` (H, W, 3) uint8 into ``out`` (same shape,
-    a copy of ``source``), in place. Bicubic (keeps detail sharp) inside ``sharp`` (x0, y0, x1,
-    y1 window pixels: the face), bilinear (2-3× cheaper) in the rest, which moves less; None:
-    bicubic everywhere."""
-    if backward.empty:
-        return
-    bx0, by0, bx1, by1 = backward.box
-    if sharp is None:
-        sharp = backward.box
-    sx0, sy0 = min(max(sharp[0], bx0), bx1), min(max(sharp[1], by0), by1)
-    sx1, sy1 = max(min(sharp[2], bx1), sx0), max(min(sharp[3], by1), sy0)
-    parts = ((bx0, by0, bx1, sy0, cv2.INTER_LINEAR), (bx0, sy1, bx1, by1, cv2.INTER_LINEAR),
-             (bx0, sy0, sx0, sy1, cv2.INTER_LINEAR), (sx1, sy0, bx1, sy1, cv2.INTER_LINEAR),
-             (sx0, sy0, sx1, sy1, cv2.INTER_CUBIC))
-    for x0, y0, x1, y1, interpolation in parts:
-        if x1 > x0 and y1 > y0:
-            xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-            out[y0:y1, x0:x1] = cv2.remap(source, xy, None, interpolation,
+def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
+    """Resample the spans of ``backward`` from ``source`` into ``out`` (H, W, 3) uint8 (a copy
+    of the source), in place; the pixels outside the spans are left as they are."""
+    bx0, by0 = backward.box[:2]
+    for x0, y0, x1, y1, interpolation in backward.spans:
+        xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+        if interpolation == cv2.INTER_LINEAR:
+            out[y0:y1, x0:x1] = cv2.remap(source.u8, xy, None, interpolation,
                                           borderMode=cv2.BORDER_REPLICATE)
+            continue
+        sampled = cv2.remap(source.f32, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+        np.clip(sampled, 0, 255, out=sampled)  # bicubic overshoots at strong edges
+        out[y0:y1, x0:x1] = np.rint(sampled, out=sampled)
+
+
+def _node_range(p0: int, p1: int, step: int) -> tuple[int, int]:
+    """Padded node indices [k0, k1) whose step× upsampling covers pixels [p0, p1) with an
+    interpolation between two nodes at every pixel (padded index k is node k - 1, at pixel
+    (k - 1)·step + (step-1)/2)."""
+    half = (step - 1) / 2
+    first = int(np.floor((p0 - half) / step))
+    last = int(np.ceil((p1 - 1 - half) / step))
+    return first + 1, last + 2
+
+
+def _band_spans(moving: np.ndarray, sharp: np.ndarray, step: int, width: int,
+                height: int) -> list[Span]:
+    """Spans (window pixels) covering the ``moving`` cells, band by band of ``BAND_PX``
+    rows: per band, the columns from the first moving cell to the last, cut into
+    bilinear | bicubic (the ``sharp`` cells' columns) | bilinear. Both masks (rows, cols)."""
+    spans: list[Span] = []
+    nodes = max(1, BAND_PX // step)
+    for r0 in range(0, moving.shape[0], nodes):
+        band = moving[r0:r0 + nodes]
+        rows, cols = np.flatnonzero(band.any(axis=1)), np.flatnonzero(band.any(axis=0))
+        if len(cols) == 0:
+            continue
+        y0, y1 = int(r0 + rows[0]) * step, min(int(r0 + rows[-1] + 1) * step, height)
+        if y1 <= y0:
+            continue
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        fine = np.flatnonzero(sharp[r0:r0 + nodes].any(axis=0))
+        s0, s1 = (int(fine[0]), int(fine[-1]) + 1) if len(fine) else (c1, c1)
+        s0, s1 = min(max(s0, c0), c1), min(max(s1, c0), c1)
+        for a, b, interpolation in ((c0, s0, cv2.INTER_LINEAR), (s0, s1, cv2.INTER_CUBIC),
+                                    (s1, c1, cv2.INTER_LINEAR)):
+            x0, x1 = a * step, min(b * step, width)
+            if x1 > x0:
+                spans.append((x0, y0, x1, y1, interpolation))
+    return spans
 
 
 def _grid_mobility(mobility: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
