@@ -9,33 +9,73 @@ import numpy as np
 SUBPIXEL_BITS = 3
 EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks cut out there)
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
+SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
+SEEN_MIN_PIXELS = 24
 
 
 @dataclass(frozen=True)
 class MouthLook:
-    """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px."""
+    """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px.
+    ``seen_teeth``, ``seen_cavity``: (3,) colours of the photo's own mouth interior when its
+    lips are parted, else None."""
 
     lip: np.ndarray
     skin: np.ndarray
     iod: float
+    seen_teeth: np.ndarray | None = None
+    seen_cavity: np.ndarray | None = None
 
     @property
     def cavity(self) -> np.ndarray:
+        if self.seen_cavity is not None:
+            return self.seen_cavity
         return self.lip * 0.3 + np.array([10.0, 0.0, 0.0], dtype=np.float32)
 
     @property
     def teeth(self) -> np.ndarray:
+        if self.seen_teeth is not None:
+            return self.seen_teeth
         light = float(np.clip(self.skin.mean() / 160.0, 0.55, 1.0))
         return (TEETH_COLOR * 0.8 + self.skin * 0.2) * light
 
 
-def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: MouthLook) -> None:
+def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                  iod: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(teeth, cavity) colours (3,) float32 of the photo's mouth interior between the inner
+    lips ``upper``, ``lower`` (K, 2) pixels: the mean of its brightest and of its darkest
+    quarter; (None, None) when the gap is too thin to hold both, or nothing there looks like
+    teeth (pale, brighter than the lips)."""
+    if float(np.median(lower[:, 1] - upper[:, 1])) < SEEN_GAP_IOD * iod:
+        return None, None
+    polygon = np.concatenate([upper, lower[-2:0:-1]])
+    x0, y0 = np.floor(polygon.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 1
+    x0, y0 = max(x0, 0), max(y0, 0)
+    patch = image[y0:y1, x0:x1].astype(np.float32)
+    if patch.size == 0:
+        return None, None
+    inside = _polygon_mask(polygon - [x0, y0], patch.shape[:2]) > 0.99
+    pixels = patch[inside]
+    if len(pixels) < SEEN_MIN_PIXELS:
+        return None, None
+    order = np.argsort(pixels.mean(axis=1))
+    quarter = max(1, len(order) // 4)
+    dark, bright = pixels[order[:quarter]].mean(axis=0), pixels[order[-quarter:]].mean(axis=0)
+    saturation = float(bright.max() - bright.min()) / max(float(bright.max()), 1.0)
+    if bright.mean() < 90 or saturation > 0.45:
+        return None, dark.astype(np.float32)
+    return bright.astype(np.float32), dark.astype(np.float32)
+
+
+def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: MouthLook,
+                opacity: float = 1.0) -> None:
     """Paint the opening between the inner lips into ``frame`` (H, W, 3) uint8, in place.
 
-    ``upper``, ``lower``: (K, 2) inner-lip contours in frame pixels, corner to corner, paired.
+    ``upper``, ``lower``: (K, 2) inner-lip contours in frame pixels, corner to corner, paired;
+    ``opacity`` in [0, 1] of the painted interior over what the warp put there.
     """
     gap = lower[:, 1] - upper[:, 1]
-    if gap.max() < 0.6:
+    if gap.max() < 0.6 or opacity <= 0:
         return
     polygon = np.concatenate([upper, lower[-2:0:-1]])
     margin = 2 + int(3 * EDGE_BLUR * look.iod)
@@ -49,6 +89,7 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if look.iod > 150:
         mask = cv2.GaussianBlur(mask, (0, 0), EDGE_BLUR * look.iod)
     interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
+    mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
 

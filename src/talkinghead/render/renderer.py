@@ -9,14 +9,16 @@ import numpy as np
 from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
-from .mouth import MouthLook, paint_mouth
+from .mouth import MouthLook, paint_mouth, seen_interior
 from .warp import Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
 RINGS = ((1.22, 0.92, 0.45), (1.55, 0.6, 0.12), (2.1, 0.22, 0.0))
 BELOW_CHIN_DAMPING = 0.45
 BORDER_POINTS = 12
-OPEN_SOURCE_MOUTH = 0.08
+STRETCH_FROM = 1.15  # the photo's own interior is shown up to this × its lip gap, then ...
+STRETCH_FADE = 0.5   # ... painted over within this × its gap more (+ STRETCH_FADE_IOD)
+STRETCH_FADE_IOD = 0.02
 EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
@@ -64,7 +66,7 @@ class Renderer:
         self.border_zeros = np.zeros((len(border), 2), np.float32)
         self.look = _mouth_look(framing.image, fit)
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
-        self.paint_interior = bool(fit.source_expression[0] < OPEN_SOURCE_MOUTH)
+        self.source_gap = _lip_gap(fit.mesh)
 
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """(478, 3) working-pixel mesh for (C,) expression weights, (6,) pose, blink in [0, 1]."""
@@ -84,10 +86,18 @@ class Renderer:
         warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
             self._paint_eyeballs(window, expression, pose, mesh)
-        if self.paint_interior:
-            local = mesh[:, :2] - self.origin
-            paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look)
+        local = mesh[:, :2] - self.origin
+        paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
+                    self._interior_opacity(mesh))
         return frame
+
+    def _interior_opacity(self, mesh: np.ndarray) -> float:
+        """How much of the mouth opening is painted (0..1): all of it for a photo with closed
+        lips; for parted lips, none while the warp stretches the photo's own interior little,
+        all of it once that would stretch beyond STRETCH_FROM + STRETCH_FADE × its gap."""
+        start = STRETCH_FROM * self.source_gap
+        fade = STRETCH_FADE * self.source_gap + STRETCH_FADE_IOD * self.fit.iod
+        return float(np.clip((_lip_gap(mesh) - start) / fade, 0.0, 1.0))
 
     def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
         return np.clip(expression[self.blink_channels] + blink, 0, 1)
@@ -178,7 +188,16 @@ def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
 
     lips = np.concatenate([R.UPPER_OUTER[2:-2], R.LOWER_OUTER[2:-2]])
     cheeks = np.array([50, 280, 101, 330, 205, 425])
-    return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod)
+    teeth, cavity = seen_interior(image, fit.mesh[R.UPPER_INNER, :2], fit.mesh[R.LOWER_INNER, :2],
+                                  fit.iod)
+    return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod, seen_teeth=teeth,
+                     seen_cavity=cavity)
+
+
+def _lip_gap(mesh: np.ndarray) -> float:
+    """Mean inner-lip gap of the five central lip pairs of a (478, ≥2) pixel mesh, pixels."""
+    pairs = slice(3, 8)
+    return float(max(0.0, np.mean(mesh[R.LOWER_INNER[pairs], 1] - mesh[R.UPPER_INNER[pairs], 1])))
 
 
 def _mobility(matte: np.ndarray | None, fit: FaceFit, origin: np.ndarray) -> np.ndarray | None:

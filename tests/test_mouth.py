@@ -1,0 +1,78 @@
+"""Mouth interior: the photo's own teeth and cavity colours, painted wherever the opening
+grows past what the photo's parted lips can show (its thin interior is never stretched)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead import Config, FaceConfig, Pipeline
+from talkinghead.face.model import CHANNELS
+from talkinghead.media import load_image
+from talkinghead.render.mouth import seen_interior
+from talkinghead.render.renderer import Renderer
+from talkinghead.types import MotionTrack
+
+from conftest import SHARED_DATA, needs_shared_data
+
+IOD = 100.0
+XS = np.linspace(20, 100, 9)
+
+
+def _lips(gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """(9, 2) upper and lower inner-lip contours, corner to corner, ``gap`` px apart mid-mouth."""
+    bulge = 1 - ((XS - 60) / 40) ** 2
+    return np.stack([XS, 50 - 0.1 * gap * bulge], 1), np.stack([XS, 50 + 0.9 * gap * bulge], 1)
+
+
+def _mouth_picture(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """A red face with, between the lips, pale teeth on top and a dark cavity below."""
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[:] = (200, 90, 90)
+    for x in range(120):
+        top = np.interp(x, XS, upper[:, 1])
+        bottom = np.interp(x, XS, lower[:, 1])
+        mid = int(round((top + bottom) / 2))
+        image[int(np.floor(top)):mid, x] = (235, 230, 215)
+        image[mid:int(np.ceil(bottom)) + 1, x] = (40, 15, 20)
+    return image
+
+
+def test_teeth_and_cavity_colours_come_from_a_photo_with_parted_lips():
+    upper, lower = _lips(12)
+    teeth, cavity = seen_interior(_mouth_picture(upper, lower), upper, lower, IOD)
+    np.testing.assert_allclose(teeth, (235, 230, 215), atol=8)
+    np.testing.assert_allclose(cavity, (40, 15, 20), atol=8)
+    thin_upper, thin_lower = _lips(1.5)
+    assert seen_interior(_mouth_picture(thin_upper, thin_lower), thin_upper, thin_lower,
+                         IOD) == (None, None)
+
+
+def _renderer(image: np.ndarray) -> tuple[Renderer, np.ndarray]:
+    """Renderer of a photo at 256² and the (C,) expression that reproduces the photo."""
+    empty = MotionTrack(25.0, (), np.zeros((1, 0), np.float32), np.zeros((1, 6), np.float32),
+                        np.zeros(1, np.float32))
+    prepared = Pipeline(Config(face=FaceConfig(size=256))).prepare(image, None, motion=empty)
+    return Renderer(prepared.framing, prepared.fit), prepared.fit.source_expression
+
+
+def _opacity(renderer: Renderer, expression: np.ndarray) -> float:
+    return renderer._interior_opacity(renderer.posed_mesh(expression, np.zeros(6, np.float32), 0))
+
+
+def test_a_closed_mouth_photo_gets_its_interior_painted_as_soon_as_the_lips_part(portrait_path):
+    renderer, source = _renderer(load_image(portrait_path))
+    jaw = np.zeros(len(CHANNELS), np.float32)
+    jaw[CHANNELS.index("jaw_open")] = 0.5
+    assert _opacity(renderer, np.zeros(len(CHANNELS), np.float32)) == 0.0
+    assert _opacity(renderer, jaw) == 1.0
+
+
+@needs_shared_data
+def test_parted_lips_show_their_own_interior_until_it_would_stretch():
+    renderer, source = _renderer(load_image(SHARED_DATA / "portraits" / "art_16.png"))
+    assert renderer.source_gap > 0.03 * renderer.fit.iod
+    assert renderer.look.seen_cavity is not None and renderer.look.seen_cavity.mean() < 60
+    assert _opacity(renderer, source) == 0.0            # the photo as it is: its own teeth
+    wide = source.copy()
+    wide[CHANNELS.index("jaw_open")] += 0.6
+    assert _opacity(renderer, wide) == 1.0              # far wider: painted, not stretched
