@@ -1,14 +1,19 @@
 """Per-frame render time of the face-vid2vid renderer at full size: ours vs the original.
 
     python benchmarks/sadtalker_speed.py [--sadtalker /path/to/SadTalker] [--python PY]
-        [--frames 2] [--size 256] [--threads N]
+        [--frames 2] [--rounds 1] [--size 256] [--threads N] [--precisions fp32,bf16]
 
 Both sides load the same seeded random weights in the official layout (the real release's key
 → shape table, tests/fixtures/sadtalker_layouts.json.gz) and render the same driving keypoints.
 Ours encodes the source once (keypoint detector + appearance volume) and then runs only the
 motion network and generator per frame; the original's generator re-encodes the source every
-frame, as its make_animation does. Each side runs in its own process (peak RSS measured there).
-Without --sadtalker only our side runs. Prints a table and the largest pixel difference.
+frame, as its make_animation does. Ours runs once per precision (fp32: faithful; bf16: the
+generator under bfloat16 autocast, skipped where the CPU has no native bf16). Each side runs in
+its own process (peak RSS measured there); with --rounds R the sides take turns R times (the
+machine's load drifts) and the per-frame medians pool all rounds; on a shared machine the
+fastest frame is the steadier figure (other load only adds time). Without --sadtalker only our
+side runs. Prints a table: seconds per frame, speed-up over the original, peak RSS and the pixel
+difference (uint8 output, mean / max grey levels) against the original, or against ours fp32.
 """
 from __future__ import annotations
 
@@ -51,7 +56,10 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(size: int, frames: int) -> dict:
+KEEP = 2  # frames kept for the pixel comparison (the rest are dropped: memory stays flat)
+
+
+def run_ours(size: int, frames: int, precision: str = "fp32") -> dict:
     """Our Renderer: encode once, then render each frame; seconds per frame, frames."""
     from talkinghead.neural.checkpoints import SAFETENSORS_TABLE, map_state
     from talkinghead.neural.facevid2vid import Renderer
@@ -65,16 +73,19 @@ def run_ours(size: int, frames: int) -> dict:
     state = map_state(random_state(renderer_layout(), SEED), part, SAFETENSORS_TABLE, "random")
     part.load_state_dict(state)
     net = part.renderer.eval()
+    net.precision = precision
     image, offsets = inputs(size, frames)
-    with torch.no_grad():
+    with torch.inference_mode():
         t = time.perf_counter()
         canonical, volume = net.encode(image)
         encode = time.perf_counter() - t
         times, out = [], []
         for i in range(frames):
             t = time.perf_counter()
-            out.append(net(volume, canonical, canonical + offsets[i]).numpy())
+            frame = net(volume, canonical, canonical + offsets[i]).numpy()
             times.append(time.perf_counter() - t)
+            if i < KEEP:
+                out.append(frame)
     return {"encode": encode, "times": times, "frames": np.concatenate(out), "rss": peak_mb()}
 
 
@@ -104,12 +115,14 @@ def run_original(root: Path, size: int, frames: int) -> dict:
             pred = gen_net(image, kp_source={"value": canonical},
                            kp_driving={"value": canonical + offsets[i]})["prediction"]
             times.append(time.perf_counter() - t)
-            out.append(pred.numpy())
+            if i < KEEP:
+                out.append(pred.numpy())
     return {"encode": encode, "times": times, "frames": np.concatenate(out), "rss": peak_mb()}
 
 
 def in_subprocess(python: str, side: str, args: argparse.Namespace) -> dict:
-    """Run one side in a fresh interpreter; its results come back through an npz."""
+    """Run one side ("original" or "ours-<precision>") in a fresh interpreter; its results come
+    back through an npz."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.npz"
         cmd = [python, __file__, "--worker", side, "--out", str(out), "--frames", str(args.frames),
@@ -123,19 +136,42 @@ def in_subprocess(python: str, side: str, args: argparse.Namespace) -> dict:
 
 def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    result = (run_ours(args.size, args.frames) if args.worker == "ours"
-              else run_original(args.sadtalker, args.size, args.frames))
+    result = (run_original(args.sadtalker, args.size, args.frames) if args.worker == "original"
+              else run_ours(args.size, args.frames, args.worker.split("-", 1)[1]))
     np.savez(args.out, **result)
 
 
+def uint8(frames: np.ndarray) -> np.ndarray:
+    """(N, 3, S, S) floats in [0, 1] → uint8 as the backend writes them."""
+    return (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> str:
+    """Mean / max absolute difference in grey levels of the uint8 frames."""
+    d = np.abs(uint8(a).astype(np.int16) - uint8(b).astype(np.int16))
+    return f"{d.mean():.2f} / {d.max()}"
+
+
 def table(results: dict[str, dict]) -> str:
-    """Markdown table: per-frame seconds (median), one-time encode, peak RSS, frames held."""
-    rows = ["| renderer | per frame s (median) | encode once s | peak RSS MB | frames held per minute |",
-            "|---|---:|---:|---:|---|"]
-    held = {"ours": "0 (streamed)", "original": "1500 (make_animation keeps all, ~1.2 GB at 256 fp32)"}
+    """Markdown table: per-frame seconds (median), speed-up, one-time encode, peak RSS, pixels."""
+    rows = ["| renderer | per frame s (median) | fastest frame s | speed-up vs original (median, fastest) | encode once s | peak RSS MB "
+            "| pixels vs reference (mean / max grey) | frames held per minute |",
+            "|---|---:|---:|---:|---:|---:|---|---|"]
+    base = results.get("original")
     for name, r in results.items():
-        rows.append(f"| {name} | {np.median(r['times']):.2f} | {float(r['encode']):.2f} | "
-                    f"{float(r['rss']):.0f} | {held[name]} |")
+        per_frame = np.median(r["times"])
+        fastest = np.min(r["times"])
+        speedup = (f"{np.median(base['times']) / per_frame:.2f}x, {np.min(base['times']) / fastest:.2f}x"
+                   if base is not None else "–")
+        if name == "original":
+            pixels, held = "reference", "1500 (make_animation keeps all, ~1.2 GB at 256 fp32)"
+        else:
+            ref = "original" if base is not None else "ours-fp32"
+            pixels = ("reference" if name == ref else
+                      f"{pixel_difference(r['frames'], results[ref]['frames'])} vs {ref}")
+            held = "0 (streamed)"
+        rows.append(f"| {name} | {per_frame:.2f} | {fastest:.2f} | {speedup} | {float(r['encode']):.2f} | "
+                    f"{float(r['rss']):.0f} | {pixels} | {held} |")
     return "\n".join(rows)
 
 
@@ -143,26 +179,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sadtalker", type=Path, default=None, help="root of a SadTalker checkout")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the original")
-    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=2, help="frames per side per round")
+    parser.add_argument("--rounds", type=int, default=1, help="times the sides take turns")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--worker", choices=("ours", "original"), help=argparse.SUPPRESS)
+    parser.add_argument("--precisions", default="fp32,bf16", help="ours: comma-separated fp32,bf16")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
-    results = {"ours": in_subprocess(sys.executable, "ours", args)}
+    from talkinghead.neural.facevid2vid import bf16_supported
+
+    sides = [f"ours-{p}" for p in args.precisions.split(",") if p != "bf16" or bf16_supported()]
     if args.sadtalker:
-        results["original"] = in_subprocess(args.python, "original", args)
-    print(f"{args.size}x{args.size}, {args.frames} frames, {args.threads} threads, "
-          f"torch {torch.__version__}\n")
+        sides.append("original")
+    results: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for side in sides:
+            r = in_subprocess(args.python if side == "original" else sys.executable, side, args)
+            if side not in results:
+                results[side] = r
+            else:
+                kept = results[side]
+                kept["times"] = np.concatenate([kept["times"], r["times"]])
+                kept["rss"] = max(float(kept["rss"]), float(r["rss"]))
+                kept["encode"] = min(float(kept["encode"]), float(r["encode"]))
+    print(f"{args.size}x{args.size}, {args.frames} frames x {args.rounds} rounds per side, "
+          f"{args.threads} threads, torch {torch.__version__}\n")
     print(table(results))
-    if "original" in results:
-        ours, theirs = results["ours"], results["original"]
-        speedup = np.median(theirs["times"]) / np.median(ours["times"])
-        diff = np.abs(ours["frames"] - theirs["frames"]).max()
-        print(f"\nspeed-up per frame: {speedup:.2f}x; max |ours − original| over all pixels: {diff:.2e}")
+    if "original" in results and "ours-fp32" in results:
+        diff = np.abs(results["ours-fp32"]["frames"] - results["original"]["frames"]).max()
+        print(f"\nmax |ours fp32 − original| over all pixels (float): {diff:.2e}")
 
 
 if __name__ == "__main__":

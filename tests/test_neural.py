@@ -391,3 +391,73 @@ def test_sadtalker_backend_with_reference_pose_and_blink(tmp_path, tiny_checkpoi
     assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--ref-pose",
                      str(reference_video), "--ref-blink", str(reference_video)) == 0
     assert _probe(out) == (25, 256, 256, True)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+def test_upsampled_conv_equals_upsample_then_conv(scale):
+    from talkinghead.neural.facevid2vid import upsampled_conv3x3
+
+    gen = torch.Generator().manual_seed(scale)
+    x = torch.randn(2, 5, 6, 7, generator=gen)
+    weight, bias = torch.randn(4, 5, 3, 3, generator=gen), torch.randn(4, generator=gen)
+    want = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=scale), weight,
+                                      bias, padding=1)
+    got = upsampled_conv3x3(x, weight, bias, scale)
+    assert got.shape == want.shape and float((got - want).abs().max()) <= 1e-5
+
+
+def test_renderer_bf16_runs_close_to_fp32_and_fp32_stays_exact(tmp_path, layouts, reference):
+    net = load_part(tmp_path, layouts, "renderer", "renderer", Renderer(**TINY_RENDERER))
+    image = torch.from_numpy(reference["ren_image"])
+    kp_driving = torch.from_numpy(reference["ren_kp_driving"])
+    with torch.inference_mode():
+        canonical, volume = net.encode(image)
+        assert net.precision == "fp32"
+        fp32 = net(volume, canonical, kp_driving)
+        net.precision = "bf16"
+        bf16 = net(volume, canonical, kp_driving)
+        net.precision = "fp32"
+        again = net(volume, canonical, kp_driving)
+    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
+    # seeded random weights are ill-conditioned (outputs mostly saturated, steep in between): a
+    # loose bound (here mean 0.012, a few pixels flip); on the full-size random renderer bf16
+    # moves pixels ~9 grey levels on average
+    diff = (bf16 - fp32).abs()
+    assert float(diff.mean()) <= 0.03 and float((diff <= 0.05).float().mean()) >= 0.9
+    assert close(fp32, reference["ren_frame"]) <= TOL and close(again, reference["ren_frame"]) <= TOL
+    net.precision = "fp16"
+    with pytest.raises(ValueError, match="precision"):
+        net(volume, canonical, kp_driving)
+
+
+def test_precision_choice(monkeypatch):
+    from talkinghead.errors import UserError
+    from talkinghead.neural import backend, facevid2vid
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(backend.PRECISION_ENV, raising=False)
+    assert backend.resolve_precision(None, cpu) == backend.DEFAULT_PRECISION == "fp32"
+    assert backend.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(backend, "bf16_supported", lambda device: True)
+    assert backend.resolve_precision("auto", cpu) == backend.resolve_precision("BF16", cpu) == "bf16"
+    monkeypatch.setenv(backend.PRECISION_ENV, "bf16")
+    assert backend.resolve_precision(None, cpu) == "bf16" and backend.resolve_precision("fp32", cpu) == "fp32"
+    monkeypatch.setattr(backend, "bf16_supported", lambda device: False)
+    assert backend.resolve_precision(None, cpu) == "fp32"  # no native bf16: fall back
+    monkeypatch.setenv(backend.PRECISION_ENV, "half")
+    with pytest.raises(UserError, match="TALKINGHEAD_PRECISION"):
+        backend.resolve_precision(None, cpu)
+    assert isinstance(facevid2vid.bf16_supported("cpu"), bool)
+
+
+def test_sadtalker_backend_bf16_frames(tmp_path, tiny_checkpoints, portrait_path, one_second_wav, monkeypatch):
+    from talkinghead.neural import backend
+
+    used = []
+    forward = Renderer.forward
+    monkeypatch.setattr(Renderer, "forward", lambda self, *a: used.append(self.precision) or forward(self, *a))
+    monkeypatch.setattr(backend, "bf16_supported", lambda device: True)
+    monkeypatch.setenv(backend.PRECISION_ENV, "bf16")
+    out = tmp_path / "bf16.mp4"
+    assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints) == 0
+    assert _probe(out) == (25, 256, 256, True) and used == ["bf16"] * 25

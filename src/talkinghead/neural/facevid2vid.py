@@ -230,8 +230,52 @@ class DenseMotion(nn.Module):
         return flow, occlusion
 
 
+def _phase_taps(scale: int) -> list[tuple[int, int, int, int]]:
+    """For a 3-tap kernel on a ``scale``× nearest-upsampled axis: output phases p0..p1−1 that
+    read the same source offsets lo..hi, as (p0, p1, lo, hi); tap t ∈ {−1, 0, 1} of phase p
+    reads source offset ⌊(p + t) / scale⌋."""
+    groups: list[tuple[int, int, int, int]] = []
+    for p in range(scale):
+        lo, hi = (p - 1) // scale, (p + 1) // scale
+        if groups and groups[-1][2:] == (lo, hi):
+            groups[-1] = (groups[-1][0], p + 1, lo, hi)
+        else:
+            groups.append((p, p + 1, lo, hi))
+    return groups
+
+
+def upsampled_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      scale: int) -> torch.Tensor:
+    """conv2d(nearest-upsample(x, scale), weight, bias, padding=1) without upsampling: each
+    output phase is a small convolution of x with the taps that land on the same source pixel
+    summed (at 4× that is 4× fewer multiply-adds, at 2× 2.25×). Same values up to rounding."""
+    b, _, h, w = x.shape
+    cout = weight.shape[0]
+    out = None
+    groups = _phase_taps(scale)
+    for r0, r1, rlo, rhi in groups:
+        for c0, c1, clo, chi in groups:
+            kernels = []
+            for p in range(r0, r1):
+                for q in range(c0, c1):
+                    k = weight.new_zeros(cout, weight.shape[1], rhi - rlo + 1, chi - clo + 1)
+                    for tr in (-1, 0, 1):
+                        for tc in (-1, 0, 1):
+                            k[:, :, (p + tr) // scale - rlo, (q + tc) // scale - clo] += weight[:, :, tr + 1, tc + 1]
+                    kernels.append(k)
+            n = len(kernels)
+            y = F.conv2d(F.pad(x, (-clo, chi, -rlo, rhi)), torch.cat(kernels),
+                         None if bias is None else bias.repeat(n))
+            y = y.view(b, r1 - r0, c1 - c0, cout, h, w).permute(0, 3, 4, 1, 5, 2)
+            if out is None:  # the convolutions' dtype (bf16 under autocast)
+                out = y.new_empty(b, cout, h, scale, w, scale)
+            out[:, :, :, r0:r1, :, c0:c1] = y
+    return out.view(b, cout, h * scale, w * scale)
+
+
 class Spade(nn.Module):
-    """x̂ = IN(x)·(1 + γ(s)) + β(s) with γ, β from the segmentation-like map s."""
+    """x̂ = IN(x)·(1 + γ(s)) + β(s) with γ, β from the segmentation-like map s, nearest-resized
+    to x (at an integer upscale the resize is folded into the first convolution)."""
 
     def __init__(self, channels: int, label_channels: int, hidden: int = 128):
         super().__init__()
@@ -239,9 +283,19 @@ class Spade(nn.Module):
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
+    def activation(self, seg: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """relu(shared(nearest-resize(seg, size)))."""
+        h, w = seg.shape[2:]
+        if (h, w) == tuple(size):
+            hidden = self.shared(seg)
+        elif size[0] % h == 0 and size[0] // h == size[1] // w and size[1] % w == 0:
+            hidden = upsampled_conv3x3(seg, self.shared.weight, self.shared.bias, size[0] // h)
+        else:
+            hidden = self.shared(F.interpolate(seg, size=size, mode="nearest"))
+        return torch.relu(hidden)
+
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
-        act = torch.relu(self.shared(seg))
+        act = self.activation(seg, x.shape[2:])
         return F.instance_norm(x, eps=1e-5) * (1 + self.gamma(act)) + self.beta(act)
 
 
@@ -287,8 +341,29 @@ class SpadeDecoder(nn.Module):
         return torch.sigmoid(self.to_rgb(F.leaky_relu(x, 0.2)))
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_supported(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 convolutions run natively (CPU: AVX-512 BF16 / AMX; CUDA: compute ≥ 8)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch
+        return False
+
+
 class Renderer(nn.Module):
-    """face-vid2vid as SadTalker runs it: encode the source once, then render per driving pose."""
+    """face-vid2vid as SadTalker runs it: encode the source once, then render per driving pose.
+
+    ``precision`` (attribute): "fp32" runs everything in float32 (faithful to the original);
+    "bf16" runs the generator (the 2-D part after the warp: ~80 % of a frame) under bfloat16
+    autocast (convolutions in bf16; PyTorch accumulates the instance-norm statistics in float32)
+    — the source encoding, the motion network and the warp stay float32."""
 
     def __init__(self, kp: dict | None = None, appearance: dict | None = None,
                  motion: dict | None = None, decoder: dict | None = None):
@@ -303,6 +378,7 @@ class Renderer(nn.Module):
         self.third = ConvBnAct2d(flat, gated, 3, leaky=True)
         self.fourth = nn.Conv2d(gated, gated, 1)
         self.decoder = SpadeDecoder(**({"channels": gated} | (decoder or {})))
+        self.precision = "fp32"
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,11 +386,14 @@ class Renderer(nn.Module):
         return self.keypoints(image), self.appearance(image)
 
     def forward(self, volume: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
-        """Feature volume (B, C, D, h, w), x_s and x_d (B, K, 3) → frames (B, 3, 4h, 4w)."""
+        """Feature volume (B, C, D, h, w), x_s and x_d (B, K, 3) → frames (B, 3, 4h, 4w), float32."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         flow, occlusion = self.motion(volume, kp_source, kp_driving)
         warped = F.grid_sample(volume, flow, align_corners=False)
         b, c, d, h, w = warped.shape
-        x = self.fourth(self.third(warped.reshape(b, c * d, h, w)))
-        if occlusion.shape[2:] != x.shape[2:]:
-            occlusion = F.interpolate(occlusion, size=x.shape[2:], mode="bilinear")
-        return self.decoder(x * occlusion)
+        with torch.autocast(volume.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            x = self.fourth(self.third(warped.reshape(b, c * d, h, w)))
+            if occlusion.shape[2:] != x.shape[2:]:
+                occlusion = F.interpolate(occlusion, size=x.shape[2:], mode="bilinear")
+            return self.decoder(x * occlusion).float()
