@@ -10,7 +10,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
 from .mouth import MouthLook, paint_mouth, seen_interior
-from .warp import Picture, WarpField, warp_into
+from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
 RINGS = ((1.22, 0.92, 0.45), (1.55, 0.6, 0.12), (2.1, 0.22, 0.0))
@@ -21,6 +21,8 @@ STRETCH_FADE = 0.5   # ... painted over within this × its gap more (+ STRETCH_F
 STRETCH_FADE_IOD = 0.02
 EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
+LID_SKIN_BAND = (0.3, 0.8)  # lid skin shown over a closing eye: this band above the upper lid,
+                            # in openings (clear of the lash line, which the warp moves down)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
 MATTE_EDGE = (0.15, 0.6)  # matte values mapped to mobility 0 and 1
 MATTE_SOFTNESS_IOD = 0.08  # blur of the mobility edge, in inter-ocular distances
@@ -85,6 +87,7 @@ class Renderer:
         window = frame[y0:y1, x0:x1]
         warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
+            self._cover_lids(window, backward, mesh)
             self._paint_eyeballs(window, expression, pose, mesh)
         local = mesh[:, :2] - self.origin
         paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
@@ -101,6 +104,33 @@ class Renderer:
 
     def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
         return np.clip(expression[self.blink_channels] + blink, 0, 1)
+
+    def _cover_lids(self, window: np.ndarray, backward: BackwardMap, mesh: np.ndarray) -> None:
+        """Where a closing lid lies over pixels that the warp still fetches from inside the
+        photo's eye opening (the coarse field cannot fold the opening to nothing, so iris and
+        white would show through the lid), fetch lid skin instead: the band above the photo's
+        upper lid, its lash line at the bottom, stretched down over the opening."""
+        local = mesh[:, :2] - self.origin
+        for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
+            opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
+            source_upper = self.fit.mesh[upper, :2] - self.origin
+            source_lower = self.fit.mesh[lower, :2] - self.origin
+            box = _box(np.concatenate([opening, source_upper, source_lower]), 2, window.shape)
+            bx0, by0, bx1, by1 = backward.box
+            x0, y0, x1, y1 = max(box[0], bx0), max(box[1], by0), min(box[2], bx1), min(box[3], by1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
+            depth, lid_xy = _lid_skin(xy, source_upper, source_lower)
+            shown = _polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), 0.0)
+            leak = depth * (1 - shown)
+            if float(leak.max()) <= 0:
+                continue
+            skin = cv2.remap(self.source.f32, lid_xy, None, cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REPLICATE)
+            patch = window[y0:y1, x0:x1].astype(np.float32)
+            mixed = patch + (np.clip(skin, 0, 255) - patch) * leak[..., None]
+            window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
 
     def _paint_eyeballs(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
                         mesh: np.ndarray) -> None:
@@ -198,6 +228,28 @@ def _lip_gap(mesh: np.ndarray) -> float:
     """Mean inner-lip gap of the five central lip pairs of a (478, ≥2) pixel mesh, pixels."""
     pairs = slice(3, 8)
     return float(max(0.0, np.mean(mesh[R.LOWER_INNER[pairs], 1] - mesh[R.UPPER_INNER[pairs], 1])))
+
+
+def _lid_skin(xy: np.ndarray, upper: np.ndarray,
+              lower: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (h, w, 2) source positions ``xy`` and the photo's (K, 2) upper and lower lid
+    contours (corner to corner): (h, w) how far inside the eye opening each position lies
+    (0 outside, 1 a pixel or more inside), and (h, w, 2) float32 positions of lid skin to show
+    there instead: a position at depth v ∈ [0, 1] of the opening (0 at the upper lid, 1 at
+    the lower) fetches the skin between LID_SKIN_BAND openings above the upper lid, the
+    lower end of the band for v = 1."""
+    order = np.argsort(upper[:, 0])
+    sx, sy = xy[..., 0], xy[..., 1]
+    top = np.interp(sx, upper[order, 0], upper[order, 1])
+    bottom = np.interp(sx, lower[np.argsort(lower[:, 0]), 0], lower[np.argsort(lower[:, 0]), 1])
+    height = np.maximum(bottom - top, 1e-3)
+    lo, hi = upper[:, 0].min(), upper[:, 0].max()
+    inside = np.minimum.reduce([sy - top, bottom - sy, sx - lo, hi - sx])
+    depth = np.clip(inside, 0, 1).astype(np.float32)
+    v = np.clip((sy - top) / height, 0, 1)
+    near, far = LID_SKIN_BAND
+    lid_y = top - (near + (far - near) * (1 - v)) * height
+    return depth, np.stack([sx, lid_y], axis=-1).astype(np.float32)
 
 
 def _mobility(matte: np.ndarray | None, fit: FaceFit, origin: np.ndarray) -> np.ndarray | None:
