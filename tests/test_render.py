@@ -222,7 +222,7 @@ def test_lid_skin_replaces_only_positions_inside_the_eye_opening():
     xs = np.linspace(0, 40, 9)
     upper = np.stack([xs, 20 - 6 * np.sin(np.pi * xs / 40)], 1)     # opening 12 px mid-eye
     lower = np.stack([xs, 20 + 6 * np.sin(np.pi * xs / 40)], 1)
-    xy = np.array([[[20, 14.5], [20, 25.5], [20, 8.0], [20, 30.0], [-3, 20]]], np.float32)
+    xy = np.array([[[20, 15.5], [20, 24.5], [20, 8.0], [20, 30.0], [-3, 20]]], np.float32)
     depth, skin = _lid_skin(xy, upper, lower)
     assert depth[0, 0] == depth[0, 1] == 1 and depth[0, 2] == depth[0, 3] == depth[0, 4] == 0
     near, far = LID_SKIN_BAND
