@@ -10,10 +10,11 @@ t_k + ``LOOKAHEAD_S`` (0.1 s) has been fed, i.e. at most 0.1 s + half a frame (0
 The live motion model is loudness-driven (no phone recognition: PocketSphinx needs whole
 phrases, and the file path's coarticulation and pose smoothing look seconds ahead): jaw
 opening follows the speech level relative to a running noise floor and speaker level, lips
-close in pauses and seal in labial-like valleys (an energy dip between louder sound whose
-spectrum, or that of the release after it, is dominated by low frequencies: /m/'s murmur,
-/b/'s voice bar, /p/'s flat burst; /t k s/ release high), the head drifts with causally filtered noise that calms in pauses, and blinks
-come from the same seeded process as the file path. The file pipeline (``Pipeline``) shares
+close in pauses and seal in labial-like valleys (a dip well below the loudest sound of the
+last 0.15 s and the next 0.08 s, either silent or dominated by low frequencies: /m/'s murmur,
+/b/'s voice bar, /p/'s closure — and also /n d g/, which loudness cannot tell apart), the head
+drifts with causally filtered noise that calms in pauses, and blinks come from the same
+seeded process as the file path. The file pipeline (``Pipeline``) shares
 the renderer and the threaded render → encode path but plans motion from the whole utterance,
 which lip-syncs better; that is why it is not built on this causal loop.
 """
