@@ -21,7 +21,7 @@ STRETCH_FADE = 0.5   # ... painted over within this × its gap more (+ STRETCH_F
 STRETCH_FADE_IOD = 0.02
 EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
-LID_SKIN_BAND = (0.3, 0.8)  # lid skin shown over a closing eye: this band above the upper lid,
+LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band above the upper lid,
                             # in openings (clear of the lash line, which the warp moves down)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
 MATTE_EDGE = (0.15, 0.6)  # matte values mapped to mobility 0 and 1
