@@ -1,8 +1,9 @@
 """Motion for long recordings in overlapping segments, so that rendering starts early.
 
-Phone recognition decodes the speech in pieces of at most 20 s cut at quiet points
-(``audio.phones``). For recordings longer than one piece, ``segment_blocks`` plans the motion
-of each piece as soon as that piece is recognized, instead of after the whole recording:
+Phone recognition decodes the speech in pieces of at most 20 s (the first at most 6 s, so
+that the first frame comes soon) cut at quiet points (``audio.phones``). For recordings longer
+than one piece, ``segment_blocks`` plans the motion of each piece as soon as that piece is
+recognized, instead of after the whole recording:
 
 * segment k covers the audio from ``OVERLAP_S`` before its piece starts (frame-aligned) to the
   piece's end; its features and motion are computed on that audio alone, with the phones of
@@ -34,6 +35,8 @@ from .types import MotionTrack, Phone, Waveform
 
 OVERLAP_S = 2.0
 """Seconds over which one segment's motion hands over to the next."""
+FIRST_PIECE_S = 6.0
+"""The first recognition piece is at most this long, so that rendering starts early."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def segmentable(speech: Waveform, config: Config) -> bool:
 
 def recognized_pieces(speech: Waveform) -> Iterator[Piece]:
     """The speech's recognition pieces in order, each as soon as it is decoded."""
-    for start, end, phones in recognize_pieces(speech):
+    for start, end, phones in recognize_pieces(speech, FIRST_PIECE_S):
         yield Piece(start, end, phones)
 
 

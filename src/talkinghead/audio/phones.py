@@ -135,13 +135,15 @@ def _quiet_cut(x: np.ndarray, lo: int, hi: int) -> int:
     return lo + (int(np.argmin(smooth)) + 5) * 160
 
 
-def _chunks(wave: Waveform, max_seconds: float = MAX_CHUNK_SECONDS) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start sample at 16 kHz, samples (n,) float32) pieces of at most ``max_seconds``.
+def _chunks(wave: Waveform, max_seconds: float = MAX_CHUNK_SECONDS,
+            first_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (start sample at 16 kHz, samples (n,) float32) pieces of at most ``max_seconds``
+    (the first one at most ``first_seconds``, if given).
 
     Pieces are cut at the quietest 100 ms of their second half; only one piece plus one block of
     audio is held at a time.
     """
-    limit = int(max_seconds * SAMPLE_RATE)
+    limit = int((first_seconds or max_seconds) * SAMPLE_RATE)
     buf = np.zeros(0, dtype=np.float32)
     offset = 0
     for block in iter_16k(wave, block_seconds=max_seconds / 4):
@@ -150,6 +152,7 @@ def _chunks(wave: Waveform, max_seconds: float = MAX_CHUNK_SECONDS) -> Iterator[
             cut = _quiet_cut(buf, limit // 2, limit)
             yield offset, buf[:cut]
             buf, offset = buf[cut:], offset + cut
+            limit = int(max_seconds * SAMPLE_RATE)
     if len(buf):
         yield offset, buf
 
@@ -212,12 +215,13 @@ def recognize_phones(wave: Waveform) -> tuple[Phone, ...]:
     return _tidy(phones, wave.duration)
 
 
-
-def recognize_pieces(wave: Waveform) -> Iterator[tuple[float, float, tuple[Phone, ...]]]:
+def recognize_pieces(wave: Waveform, first_seconds: float | None = None
+                     ) -> Iterator[tuple[float, float, tuple[Phone, ...]]]:
     """``recognize_phones`` piece by piece: (start s, end s, phones) for each decoded piece of at
-    most 20 s, in order, as soon as it is decoded. Each piece's phones are contiguous over
-    [start, end] and timed in seconds of the whole recording; only one piece is held at a time."""
-    for first, x in _chunks(wave):
+    most 20 s (the first at most ``first_seconds``, if given), in order, as soon as it is
+    decoded. Each piece's phones are contiguous over [start, end] and timed in seconds of the
+    whole recording; only one piece is held at a time."""
+    for first, x in _chunks(wave, first_seconds=first_seconds):
         start, length = first / SAMPLE_RATE, len(x) / SAMPLE_RATE
         local = tidy_phones(_recognize_chunk(x, 0.0), length)
         yield start, start + length, tuple(Phone(p.label, p.start + start, p.end + start)
