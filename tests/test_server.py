@@ -212,6 +212,7 @@ def test_audio_too_long_or_unreadable_is_422(tmp_path, portrait_path, hello_wav)
     ({"no_such_option": "1"}, "bad_option"),
     ({"ref_pose": "/etc/passwd"}, "bad_option"),  # file-path options are not for clients
     ({"still": "maybe"}, "bad_option"),
+    ({"language": "English"}, "bad_option"),
 ])
 def test_invalid_options_are_422(tmp_path, portrait_path, hello_wav, fields, code):
     with limited(tmp_path) as client:
@@ -278,6 +279,7 @@ def test_health_docs_and_page_are_served_without_external_urls(server):
         assert "http://" not in r.text and "https://" not in r.text, path
     options = {o["name"]: o for o in client.get("/v1/options").json()["options"]}
     assert options["preprocess"]["choices"][0] == "crop" and "ref_pose" not in options
+    assert options["language"]["default"] == "en"
 
 
 def test_worker_exit_codes_become_messages(tmp_path):
