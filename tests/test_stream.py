@@ -94,3 +94,12 @@ def _lip_gap(stream: Stream, expression: np.ndarray, regions) -> float:
     mesh = stream.renderer.posed_mesh(expression, np.zeros(6, np.float32), 0.0)
     gap = mesh[regions.LOWER_INNER[3:8], 1] - mesh[regions.UPPER_INNER[3:8], 1]
     return float(gap.mean()) / stream.renderer.fit.iod
+
+
+def test_release_ratio_is_read_where_the_sound_comes_back():
+    from talkinghead.stream import _release_ratio
+
+    db = np.array([-20, -30, -60, -60, -58, -35, -20], float)
+    ratio = np.array([10, 10, 0, 0, 0, -12, 5], float)
+    assert _release_ratio(db, ratio, 1) == -12    # a /t/-like burst ends the closure
+    assert _release_ratio(db[:5], ratio[:5], 1) == np.inf  # the closure has not ended yet

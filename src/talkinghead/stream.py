@@ -12,11 +12,11 @@ phrases, and the file path's coarticulation and pose smoothing look seconds ahea
 opening follows the speech level relative to a running noise floor and speaker level, lips
 close in pauses and seal in labial-like valleys (a dip well below the loudest sound of the
 last 0.15 s and the next 0.08 s, either silent or dominated by low frequencies: /m/'s murmur,
-/b/'s voice bar, /p/'s closure — and also /n d g/, which loudness cannot tell apart), the head
-drifts with causally filtered noise that calms in pauses, and blinks come from the same
-seeded process as the file path. The file pipeline (``Pipeline``) shares
-the renderer and the threaded render → encode path but plans motion from the whole utterance,
-which lip-syncs better; that is why it is not built on this causal loop.
+/b/'s voice bar, /p/'s closure, unless a high-frequency /t k/ burst ends it — and also /n d g/,
+which loudness cannot tell apart), the head drifts with causally filtered noise that calms in
+pauses, and blinks come from the same seeded process as the file path. The file pipeline
+(``Pipeline``) shares the renderer and the threaded render → encode path but plans motion from
+the whole utterance, which lip-syncs better; that is why it is not built on this causal loop.
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ ANTICIPATION_S = (-0.04, 0.06)  # hops averaged into a frame's jaw, relative to 
 VALLEY_S = (0.15, 0.08)     # a labial valley is looked for this far before and after a frame
 VALLEY_DB = (5.0, 11.0)     # dip below the loudest sound in that span: no seal .. full seal
 LOW_RATIO_DB = (8.0, 16.0)  # energy below 1 kHz over energy above 2 kHz: not labial .. labial
+RELEASE_DB = (-4.0, 4.0)    # that ratio where the sound comes back: /t k/ bursts .. /p b m/
 OPEN_DB = 8.0               # dB above the noise floor that counts as speech
 OPEN_RANGE_DB = 18.0        # the jaw opens from this far below the speaker's level
 JAW_MAX = 0.45              # jaw_open 4 dB above the speaker's typical level
@@ -222,7 +223,8 @@ class Stream:
 
     def _labial(self, t: float) -> float:
         """0..1: how surely a hop within half a frame of ``t`` s lies in a labial valley: well
-        below the loudest sound in the VALLEY_S span around it, low frequencies dominating."""
+        below the loudest sound in the VALLEY_S span around it, low frequencies dominating, and
+        the sound that follows it not a high-frequency burst (/t k/)."""
         before, after = (round(s * SAMPLE_RATE / HOP) for s in VALLEY_S)
         centre = self._hop_index(t) - self.hop_base
         hops = np.array(self.hops[max(0, centre - before):centre + after + 1])
@@ -233,7 +235,8 @@ class Stream:
         near = hops[max(0, mid - half):mid + half + 1]
         dip = hops[:, 2].max() - near[:, 2]
         low = np.where(near[:, 1] > 0, near[:, 3], LOW_RATIO_DB[1])  # a stop's silent closure
-        return float(np.max(_ramp(dip, VALLEY_DB) * _ramp(low, LOW_RATIO_DB)))
+        score = float(np.max(_ramp(dip, VALLEY_DB) * _ramp(low, LOW_RATIO_DB)))
+        return score * float(_ramp(_release_ratio(hops[:, 2], hops[:, 3], mid), RELEASE_DB))
 
     def _blink(self, index: int) -> float:
         if not self.config.motion.blink:
@@ -249,6 +252,14 @@ class Stream:
         if drop > 0:
             del self.hops[:drop]
             self.hop_base = keep_from
+
+
+def _release_ratio(db: np.ndarray, ratio: np.ndarray, mid: int) -> float:
+    """Band ratio (dB) where the sound comes back after the quietest hop at or after ``mid``:
+    the first later hop VALLEY_DB[0] louder than it; +inf when none has come yet."""
+    bottom = mid + int(np.argmin(db[mid:]))
+    later = np.flatnonzero(db[bottom + 1:] >= db[bottom] + VALLEY_DB[0])
+    return float(ratio[bottom + 1 + later[0]]) if len(later) else np.inf
 
 
 def _ramp(x: np.ndarray, edges: tuple[float, float]) -> np.ndarray:
