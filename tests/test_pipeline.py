@@ -122,3 +122,17 @@ def test_rendered_mouth_opens_in_pixels(portrait_path, short_speech_wav, tmp_pat
     mouth = change[int(h * 0.55):int(h * 0.8), int(w * 0.35):int(w * 0.65)].mean()
     corner = change[: h // 8, : w // 8].mean()
     assert mouth > 4 * max(corner, 0.5)
+
+
+def test_face_search_leaves_matplotlib_pyplot_unloaded_and_mediapipe_drawing_usable(portrait_path):
+    """MediaPipe's drawing helpers (which import pyplot, ~0.4 s) load only when used."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from talkinghead.face.landmarks import find_face; "
+            "from talkinghead.media import load_image; "
+            f"find_face(load_image({str(portrait_path)!r}).pixels); "
+            "print('pyplot' if 'matplotlib.pyplot' in sys.modules else 'lazy'); "
+            "import mediapipe as mp; print(mp.solutions.drawing_utils.DrawingSpec().thickness)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["lazy", "2"]

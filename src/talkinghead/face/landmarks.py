@@ -5,11 +5,14 @@ The models ship inside the ``mediapipe`` wheel; nothing is downloaded.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -45,17 +48,59 @@ class FaceBox:
         return self.w * self.h
 
 
+LAZY_MEDIAPIPE_MODULES = ("drawing_utils", "drawing_styles")
+"""Solutions modules we never use; importing them imports matplotlib.pyplot (~0.4 s a run)."""
+
+
 def solutions():
-    """``mediapipe.python.solutions``. MediaPipe's import keeps the error of its failed optional
+    """``mediapipe.python.solutions``, imported once. Its drawing helpers are loaded lazily (on
+    first use, by whoever uses them). MediaPipe's import keeps the error of its failed optional
     ``sounddevice`` import, whose traceback would pin the frames of whoever imported it first
     (a pipeline run and its speech) for the life of the process: that traceback is dropped."""
+    if "mediapipe.python.solutions" not in sys.modules:
+        _defer_drawing_modules()
     from mediapipe.python import solutions as mp_solutions
+
+    for name in LAZY_MEDIAPIPE_MODULES:
+        if not hasattr(mp_solutions, name) and f"{mp_solutions.__name__}.{name}" in sys.modules:
+            setattr(mp_solutions, name, sys.modules[f"{mp_solutions.__name__}.{name}"])
 
     record = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
     error = getattr(record, "sd_error", None)
     if error is not None:
         error.__traceback__ = None
     return mp_solutions
+
+
+def _defer_drawing_modules() -> None:
+    """Put stand-ins for LAZY_MEDIAPIPE_MODULES in ``sys.modules``: each loads the real module
+    (found by path, so that no mediapipe package runs first) on its first attribute access."""
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folder = Path(next(iter(spec.submodule_search_locations))) / "python" / "solutions"
+    for name in LAZY_MEDIAPIPE_MODULES:
+        full = f"mediapipe.python.solutions.{name}"
+        if full not in sys.modules and (folder / f"{name}.py").is_file():
+            sys.modules[full] = _deferred_module(full, folder / f"{name}.py")
+
+
+def _deferred_module(full: str, source: Path) -> types.ModuleType:
+    """A module named ``full`` that runs ``source`` the first time one of its names is read."""
+    stand_in = types.ModuleType(full)
+    stand_in.__file__ = str(source)
+    loaded: list[types.ModuleType] = []
+
+    def load(attr: str):
+        if not loaded:
+            spec = importlib.util.spec_from_file_location(full, source)
+            real = importlib.util.module_from_spec(spec)
+            loaded.append(real)
+            spec.loader.exec_module(real)
+        return getattr(loaded[0], attr)
+
+    stand_in.__getattr__ = load
+    return stand_in
 
 
 def detect_faces(pixels: np.ndarray) -> list[FaceBox]:
