@@ -228,3 +228,21 @@ def test_lid_skin_replaces_only_positions_inside_the_eye_opening():
     near, far = LID_SKIN_BAND
     assert 14 - far * 12 <= skin[0, 0, 1] < skin[0, 1, 1] <= 14 - near * 12   # above the lid
     assert np.all(skin[0, :, 0] == xy[0, :, 0])
+
+
+def test_folds_are_relaxed_except_where_eyes_and_lips_must_close():
+    from talkinghead.render.warp import UNFOLD_MIN_AREA, fold_measure, unfolded
+
+    rows, cols = 20, 20
+    smooth = np.zeros((rows, cols, 2), np.float32)
+    smooth[..., 0] = 0.3 * np.sin(np.arange(cols) / 5.0)[None, :]
+    np.testing.assert_array_equal(unfolded(smooth), smooth)      # no fold: untouched
+    folding = np.zeros((rows, cols, 2), np.float32)
+    folding[:, 10:, 0] = -3.0                                    # the right half slides over the left
+    assert fold_measure(folding).min() < 0
+    relaxed = unfolded(folding)
+    assert fold_measure(relaxed).min() > fold_measure(folding).min()
+    assert fold_measure(relaxed)[:, 3:17].min() >= UNFOLD_MIN_AREA - 0.05
+    keep = np.zeros((rows, cols), bool)
+    keep[:, 8:12] = True
+    np.testing.assert_array_equal(unfolded(folding, keep)[:, 8:12], folding[:, 8:12])

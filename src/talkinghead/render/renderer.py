@@ -24,6 +24,11 @@ EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (las
 LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band above the upper lid,
                             # in openings (clear of the lash line, which the warp moves down)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
+FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
+    np.concatenate([R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID]),
+    np.concatenate([R.LEFT_UPPER_LID, R.LEFT_LOWER_LID]),
+    np.concatenate([R.UPPER_INNER, R.LOWER_INNER]),
+)
 MATTE_EDGE = (0.15, 0.6)  # matte values mapped to mobility 0 and 1
 MATTE_SOFTNESS_IOD = 0.08  # blur of the mobility edge, in inter-ocular distances
 
@@ -81,7 +86,8 @@ class Renderer:
         """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
         backward = self.field.backward_map(self._displacement(mesh, pose),
-                                           sharp=self._sharp_cells(mesh))
+                                           sharp=self._sharp_cells(mesh),
+                                           folds=self._folding_cells(mesh))
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
@@ -152,6 +158,15 @@ class Renderer:
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             patch = window[y0:y1, x0:x1].astype(np.float32)
             window[y0:y1, x0:x1] = (patch + (ball - patch) * mask[..., None] + 0.5).astype(np.uint8)
+
+    def _folding_cells(self, mesh: np.ndarray) -> np.ndarray:
+        """(rows, cols) bool grid cells where the warp may fold: the eye and mouth openings
+        (source and posed) and the cells beside them, which close by folding to nothing."""
+        cells = np.zeros(self.field.grid_shape, bool)
+        for region in FOLDING_REGIONS:
+            pts = np.concatenate([mesh[region, :2], self.fit.mesh[region, :2]]) - self.origin
+            cells |= self.field.cell_mask(cv2.convexHull(pts.astype(np.float32))[:, 0], 0.0)
+        return cells
 
     def _sharp_cells(self, mesh: np.ndarray) -> np.ndarray:
         """(rows, cols) bool grid cells resampled bicubically: the face, source and posed, with

@@ -22,6 +22,8 @@ from scipy.spatial import Delaunay
 INVERSE_ITERATIONS = 6
 STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at all
 BARY_TOLERANCE = 1e-9  # a grid node this far outside a triangle (barycentric) still lies in it
+UNFOLD_MIN_AREA = 0.25  # a grid cell may shrink to this share of its area, no further
+UNFOLD_ROUNDS = 8
 BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
 
 Span = tuple[int, int, int, int, int]  # x0, y0, x1, y1 window pixels, cv2 interpolation flag
@@ -73,13 +75,16 @@ class WarpField:
         py = np.arange(-1, rows + 1, dtype=np.float32) * step + offset
         self._nodes = np.stack(np.meshgrid(px, py), axis=-1)
 
-    def grid_backward(self, displacement: np.ndarray) -> np.ndarray:
+    def grid_backward(self, displacement: np.ndarray,
+                      folds: np.ndarray | None = None) -> np.ndarray:
         """(P, 2) forward displacements (pixels) → (rows, cols, 2) backward field on the grid,
-        in pixels."""
+        in pixels. Folds are relaxed (``unfolded``) except in the ``folds`` (rows, cols) bool
+        cells, where closing eyes and lips must fold."""
         forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
         forward = forward.reshape(*self.grid_shape, 2) / self.step
         if self.mobility is not None:
             forward *= self.mobility[..., None]
+        forward = unfolded(forward, folds)
         back = -forward
         for _ in range(INVERSE_ITERATIONS):
             at = cv2.remap(forward, self._grid_x + back[..., 0], self._grid_y + back[..., 1],
@@ -100,12 +105,13 @@ class WarpField:
 
     def backward_map(self, displacement: np.ndarray,
                      within: tuple[int, int, int, int] | None = None,
-                     sharp: np.ndarray | None = None) -> BackwardMap:
+                     sharp: np.ndarray | None = None,
+                     folds: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
         bands; ``sharp``: (rows, cols) bool cells resampled bicubically (None: all of them),
         the rest bilinearly (2-3× cheaper). ``within``: the map of that (x0, y0, x1, y1) pixel
-        rectangle instead, moving or not, one bicubic span."""
-        back = self.grid_backward(displacement)
+        rectangle instead, moving or not, one bicubic span. ``folds``: see ``grid_backward``."""
+        back = self.grid_backward(displacement, folds)
         if within is not None:
             x0, y0 = max(within[0], 0), max(within[1], 0)
             x1, y1 = min(within[2], self.width), min(within[3], self.height)
@@ -166,6 +172,36 @@ def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
         sampled = cv2.remap(source.f32, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
         np.clip(sampled, 0, 255, out=sampled)  # bicubic overshoots at strong edges
         out[y0:y1, x0:x1] = np.rint(sampled, out=sampled)
+
+
+def fold_measure(forward: np.ndarray) -> np.ndarray:
+    """(rows, cols) Jacobian determinant of the map p → p + ``forward`` (rows, cols, 2) in grid
+    units (1: no local area change; ≤ 0: the map folds over itself there)."""
+    gx_x = np.gradient(forward[..., 0], axis=1) + 1
+    gx_y = np.gradient(forward[..., 0], axis=0)
+    gy_x = np.gradient(forward[..., 1], axis=1)
+    gy_y = np.gradient(forward[..., 1], axis=0) + 1
+    return gx_x * gy_y - gx_y * gy_x
+
+
+def unfolded(forward: np.ndarray, folds: np.ndarray | None = None) -> np.ndarray:
+    """``forward`` (rows, cols, 2) with its folds relaxed: where the map would compress an area
+    below UNFOLD_MIN_AREA (a surface turning out of view, which a 2-D warp cannot hide), the
+    field is replaced by its local average, repeatedly, until it no longer does (at most
+    UNFOLD_ROUNDS); elsewhere, and in the ``folds`` (rows, cols) bool cells, it is unchanged."""
+    out = forward
+    for _ in range(UNFOLD_ROUNDS):
+        folded = fold_measure(out) < UNFOLD_MIN_AREA
+        if folds is not None:
+            folded &= ~folds
+        if not folded.any():
+            break
+        near = cv2.dilate(folded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if folds is not None:
+            near &= ~folds
+        smooth = cv2.GaussianBlur(out, (0, 0), 1.0)
+        out = np.where(near[..., None], smooth, out)
+    return out
 
 
 def _node_range(p0: int, p1: int, step: int) -> tuple[int, int]:
