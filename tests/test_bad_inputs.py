@@ -605,7 +605,7 @@ def _start_render(assets: Assets, tmp_path: Path, seconds: float) -> tuple[subpr
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_mid_render_leaves_nothing(assets: Assets, tmp_path: Path, sig, code) -> None:
-    proc, out = _start_render(assets, tmp_path, 8.0)
+    proc, out = _start_render(assets, tmp_path, 16.0)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -615,7 +615,7 @@ def test_interrupt_mid_render_leaves_nothing(assets: Assets, tmp_path: Path, sig
 
 def test_killed_run_leaves_debris_that_the_next_run_removes(assets: Assets,
                                                            tmp_path: Path) -> None:
-    proc, out = _start_render(assets, tmp_path, 8.0)
+    proc, out = _start_render(assets, tmp_path, 16.0)
     proc.kill()
     proc.communicate(timeout=60)
     assert not out.exists() and len(temp_debris(out)) == 1  # SIGKILL cannot be cleaned up
