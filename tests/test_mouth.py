@@ -3,7 +3,6 @@ grows past what the photo's parted lips can show (its thin interior is never str
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from talkinghead import Config, FaceConfig, Pipeline
 from talkinghead.face.model import CHANNELS
@@ -60,7 +59,7 @@ def _opacity(renderer: Renderer, expression: np.ndarray) -> float:
 
 
 def test_a_closed_mouth_photo_gets_its_interior_painted_as_soon_as_the_lips_part(portrait_path):
-    renderer, source = _renderer(load_image(portrait_path))
+    renderer, _ = _renderer(load_image(portrait_path))
     jaw = np.zeros(len(CHANNELS), np.float32)
     jaw[CHANNELS.index("jaw_open")] = 0.5
     assert _opacity(renderer, np.zeros(len(CHANNELS), np.float32)) == 0.0

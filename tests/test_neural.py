@@ -386,7 +386,7 @@ def test_reference_pose_adds_relative_motion_and_reference_blink_drives_only_the
 
 
 def test_sadtalker_backend_with_reference_pose_and_blink(tmp_path, tiny_checkpoints, portrait_path,
-                                                         one_second_wav, reference_video):
+                                                         one_second_wav, reference_video):  # noqa: F811
     out = tmp_path / "ref.mp4"
     assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--ref-pose",
                      str(reference_video), "--ref-blink", str(reference_video)) == 0
