@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pocketsphinx
@@ -176,7 +176,7 @@ def _recognize_chunk(x: np.ndarray, offset: float) -> list[Phone]:
     ]
 
 
-def _tidy(phones: list[Phone], duration: float) -> tuple[Phone, ...]:
+def tidy_phones(phones: Iterable[Phone], duration: float) -> tuple[Phone, ...]:
     """Make phones contiguous over ``[0, duration]``: sorted, clipped, overlaps trimmed, gaps
     given to the phone before (a leading or trailing gap over 30 ms becomes SIL), empty phones
     dropped, neighbouring SILs merged."""
@@ -212,7 +212,7 @@ def recognize_phones(wave: Waveform) -> tuple[Phone, ...]:
     phones: list[Phone] = []
     for start, x in _chunks(wave):
         phones.extend(_recognize_chunk(x, start / SAMPLE_RATE))
-    return _tidy(phones, wave.duration)
+    return tidy_phones(phones, wave.duration)
 
 
 def recognize_pieces(wave: Waveform, first_seconds: float | None = None
@@ -227,11 +227,6 @@ def recognize_pieces(wave: Waveform, first_seconds: float | None = None
         yield start, start + length, tuple(Phone(p.label, p.start + start, p.end + start)
                                            for p in local)
 
-
-def tidy_phones(phones: list[Phone] | tuple[Phone, ...], duration: float) -> tuple[Phone, ...]:
-    """Phones made contiguous over [0, ``duration``] seconds, as the recognizers return them:
-    sorted, clipped, overlaps trimmed, gaps filled, empty phones dropped, SIL runs merged."""
-    return _tidy(list(phones), duration)
 
 # --- transcript normalisation -------------------------------------------------------------
 
@@ -437,4 +432,4 @@ def align_phones(wave: Waveform, transcript: str) -> tuple[Phone, ...]:
         return recognize_phones(wave)
     if bad:
         log.warning("parts of the transcript do not match the audio: recognized there instead")
-    return _tidy(_splice(aligned, fits, wave), wave.duration)
+    return tidy_phones(_splice(aligned, fits, wave), wave.duration)

@@ -196,16 +196,20 @@ class SadTalkerBackend:
 
     def reference_pose(self, video: str, count: int) -> np.ndarray:
         """(count, 6) pose coefficients (angles, translation) of the face in ``video``, read by
-        the 3DMM network from each frame's crop as SadTalker does, at 25 fps, looped."""
+        the 3DMM network from each frame's crop as SadTalker does, at 25 fps, looped. Two
+        passes over the video (meshes, then crops), so that no more than one frame is held."""
         from ..face.tracking import fill_gaps, track_meshes
         from ..media import iter_video_frames, probe_video
 
         fps = probe_video(video).fps or FPS
         needed = int(np.ceil(count * fps / FPS)) + 1
-        frames = [f for _, f in zip(range(needed), iter_video_frames(video))]
-        meshes = track_meshes(frames)
-        poses = np.full((len(frames), 6), np.nan, np.float32)
-        for i, (frame, mesh) in enumerate(zip(frames, meshes)):
+
+        def frames():
+            return (f for _, f in zip(range(needed), iter_video_frames(video)))
+
+        meshes = track_meshes(frames())
+        poses = np.full((len(meshes), 6), np.nan, np.float32)
+        for i, (frame, mesh) in enumerate(zip(frames(), meshes)):
             if np.isfinite(mesh).all():
                 crop = plan_framing(frame, mesh, "crop", self.size, matte=False)
                 poses[i] = self.source_face(crop.image, crop.map_points(mesh)).coeffs[64:70]

@@ -54,7 +54,7 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     patch = image[y0:y1, x0:x1].astype(np.float32)
     if patch.size == 0:
         return None, None
-    inside = _polygon_mask(polygon - [x0, y0], patch.shape[:2]) > 0.99
+    inside = polygon_mask(polygon - [x0, y0], patch.shape[:2]) > 0.99
     pixels = patch[inside]
     if len(pixels) < SEEN_MIN_PIXELS:
         return None, None
@@ -85,7 +85,7 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
-    mask = _polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
+    mask = polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
     if look.iod > 150:
         mask = cv2.GaussianBlur(mask, (0, 0), EDGE_BLUR * look.iod)
     interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
@@ -94,12 +94,16 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
 
 
-def _polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Anti-aliased (h, w) float32 coverage of a polygon given in pixel coordinates."""
+def polygon_mask(polygon: np.ndarray, shape: tuple[int, int], inset: float = 0.0) -> np.ndarray:
+    """Anti-aliased (h, w) float32 coverage of a polygon given in pixel coordinates, shrunk by
+    ``inset`` px."""
     mask = np.zeros(shape, dtype=np.uint8)
-    pts = np.round((polygon - 0.0) * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    pts = np.round(polygon * (1 << SUBPIXEL_BITS)).astype(np.int32)
     cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
-    return mask.astype(np.float32) / 255.0
+    soft = mask.astype(np.float32) / 255.0
+    if inset > 0:
+        soft = np.clip((cv2.GaussianBlur(soft, (0, 0), inset) - 0.5) * 2 + 0.5, 0, 1)
+    return soft
 
 
 def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look: MouthLook) -> np.ndarray:

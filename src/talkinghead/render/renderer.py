@@ -9,7 +9,7 @@ import numpy as np
 from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
-from .mouth import MouthLook, paint_mouth, seen_interior
+from .mouth import MouthLook, paint_mouth, polygon_mask, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -128,7 +128,7 @@ class Renderer:
                 continue
             xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
             depth, lid_xy = _lid_skin(xy, source_upper, source_lower)
-            shown = _polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), 0.0)
+            shown = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0))
             leak = depth * (1 - shown)
             if float(leak.max()) <= 0:
                 continue
@@ -153,7 +153,7 @@ class Renderer:
                 continue
             eye = self.field.backward_map(self._displacement(still, pose), box)
             x0, y0, x1, y1 = eye.box
-            mask = _polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
+            mask = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             patch = window[y0:y1, x0:x1].astype(np.float32)
@@ -286,12 +286,3 @@ def _box(points: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[int, 
     hi = np.ceil(points.max(axis=0)).astype(int) + margin + 1
     return max(lo[0], 0), max(lo[1], 0), min(hi[0], shape[1]), min(hi[1], shape[0])
 
-
-def _polygon_mask(polygon: np.ndarray, shape: tuple[int, int], inset: float) -> np.ndarray:
-    """(h, w) float32 anti-aliased coverage of a polygon (pixels), shrunk by ``inset`` px."""
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon * 8).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
-    soft = mask.astype(np.float32) / 255
-    if inset > 0:
-        soft = np.clip((cv2.GaussianBlur(soft, (0, 0), inset) - 0.5) * 2 + 0.5, 0, 1)
-    return soft
