@@ -2,9 +2,9 @@
 
 Each length runs in a fresh process (so peaks do not mix) and makes a real video: decode the
 photo and the recording (``load_image``, ``load_audio``: long recordings go to a temporary file),
-then ``Pipeline.animate`` — which for recordings over 20 s is ``animate_long``: pieces recognized
-and their motion planned in a background thread while frames render and encode, the speech muxed
-in step. The face crop is 64 px (``--size``) so that rendering is cheap and the audio side shows.
+then ``Pipeline.animate``: the speech is fed through the animation loop (``stream.Stream``), whose
+phrase planner recognizes pieces and plans their motion in a background thread while frames
+render and encode, the speech muxed in step. The face crop is 64 px (``--size``) so that rendering is cheap and the audio side shows.
 Prints the peak resident memory (VmHWM) after decoding and after the video, the resident memory
 left at the end, and the seconds of each stage (``Result.timings``; render, phones and motion
 run in parallel with encoding, so they overlap).

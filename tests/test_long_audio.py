@@ -140,7 +140,7 @@ def test_features_of_file_backed_audio_match(tmp_path: Path, spill_dir: Path) ->
 @needs_proc
 def test_long_file_video_same_as_in_memory(tmp_path: Path, spill_dir: Path, portrait_path: Path,
                                            short_speech, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real long path (``Pipeline.run`` → ``animate_long``) on a file-backed recording makes
+    """The real path (``Pipeline.run``, phrase-planned in pieces) on a file-backed recording makes
     the same video as on the recording held in memory, with all its frames and its sound."""
     speech = short_speech.waveform
     seconds = 22.0

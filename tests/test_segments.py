@@ -1,4 +1,4 @@
-"""Motion planned in overlapping segments for long recordings (talkinghead.segments)."""
+"""Phrase-level motion planned in overlapping segments as the speech is heard (talkinghead.segments)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,8 @@ from talkinghead import Config, FaceConfig, Pipeline
 from talkinghead.config import MotionConfig
 from talkinghead.face.model import CHANNELS
 from talkinghead.motion.track import num_frames_for
-from talkinghead.segments import (OVERLAP_S, Piece, handover_weights, segment_blocks,
-                                  segment_motion, segmentable)
+from talkinghead.segments import (OVERLAP_S, PhraseMotion, Piece, Segmenter, handover_weights,
+                                  segment_motion)
 from talkinghead.types import MotionTrack, Phone, Waveform
 
 RATE = 16000
@@ -32,13 +32,16 @@ def _pieces() -> list[Piece]:
         labels = ("M", "AA", "SIL")
         phones = tuple(Phone(labels[i % 3], float(a), float(b))
                        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])))
-        pieces.append(Piece(start, end, phones))
+        samples = _speech().samples[int(start * RATE):int(end * RATE)]
+        pieces.append(Piece(start, end, phones, samples))
     return pieces
 
 
 def _plan(config: Config) -> tuple[list[MotionTrack], MotionTrack]:
     """The blocks and their concatenation for ``_speech`` cut at ``CUTS``."""
-    blocks = list(segment_blocks(_speech(), CHANNELS, config, pieces=iter(_pieces())))
+    segmenter = Segmenter(CHANNELS, config, num_frames_for(CUTS[-1], config.video.fps))
+    blocks = [b for piece in _pieces() for b in segmenter.push(piece)]
+    blocks += segmenter.close(num_frames_for(CUTS[-1], config.video.fps))
     whole = MotionTrack(fps=config.video.fps, channels=CHANNELS,
                         expression=np.concatenate([b.expression for b in blocks]),
                         pose=np.concatenate([b.pose for b in blocks]),
@@ -88,9 +91,11 @@ def test_handover_blends_both_segments(planned):
     config, fps, pieces = Config(seed=3), whole.fps, _pieces()
     first = int(np.floor((CUTS[1] - OVERLAP_S) * fps))
     end = int(round(CUTS[1] * fps))
-    own = segment_motion(_speech(), pieces[0].phones, 0, CUTS[1], CHANNELS, config, 0)
-    nxt = segment_motion(_speech(), pieces[0].phones + pieces[1].phones, first, CUTS[2],
-                         CHANNELS, config, 1)
+    samples = _speech().samples
+    own = segment_motion(samples[:int(CUTS[1] * RATE)], pieces[0].phones, 0, CUTS[1], CHANNELS,
+                         config, 0)
+    nxt = segment_motion(samples[round(first / fps * RATE):int(CUTS[2] * RATE)],
+                         pieces[0].phones + pieces[1].phones, first, CUTS[2], CHANNELS, config, 1)
     w = handover_weights(end - first)[:, None]
     mix = own.pose[first:end] * (1 - w) + nxt.pose[:end - first] * w
     assert np.allclose(whole.pose[first:end], mix, atol=1e-6)
@@ -103,14 +108,46 @@ def test_blinks_are_whole_recording_draws(planned):
     assert whole.blink.max() > 0.9 and whole.blink.min() >= 0
 
 
-def test_only_long_recognized_generated_speech_is_segmented():
-    long, short = _speech(25.0), _speech(19.0)
-    assert segmentable(long, Config()) and not segmentable(short, Config())
-    assert not segmentable(long, Config(transcript="hello"))
-    assert not segmentable(long, Config(motion=MotionConfig(yaw=(0.0, 10.0))))
+def test_phrase_planning_only_for_recognized_generated_motion():
     pipeline = Pipeline(Config())
-    assert pipeline.streams(long) and not pipeline.streams(short)
-    assert not pipeline.streams(long, phones=(Phone("SIL", 0.0, 25.0),))
+    assert pipeline.phrase_planned()
+    assert not pipeline.phrase_planned(phones=(Phone("SIL", 0.0, 25.0),))
+    assert not Pipeline(Config(transcript="hello")).phrase_planned()
+    assert not Pipeline(Config(motion=MotionConfig(yaw=(0.0, 10.0)))).phrase_planned()
+
+
+def _phrase_blocks(speech: Waveform, chunk: int, config: Config, duration: float | None):
+    source = PhraseMotion(CHANNELS, config, duration)
+    x = speech.samples
+    blocks = [b for i in range(0, len(x), chunk) for b in source.feed(x[i:i + chunk])]
+    return blocks + source.finish(num_frames_for(speech.duration, config.video.fps))
+
+
+def _joined(blocks: list[MotionTrack]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.concatenate([getattr(b, k) for b in blocks]) for k in ("expression", "pose", "blink"))
+
+
+def test_phrase_motion_does_not_depend_on_chunk_size():
+    speech, config = _speech(30.0), Config(seed=5)
+    a = _phrase_blocks(speech, 1600, config, None)
+    b = _phrase_blocks(speech, 37_000, config, None)
+    assert len(a) >= 3  # a first piece of ≤ 6 s, then pieces of ≤ 20 s
+    assert sum(x.num_frames for x in a) == num_frames_for(30.0, 25.0)
+    assert all(np.array_equal(x, y) for x, y in zip(_joined(a), _joined(b)))
+
+
+def test_speech_of_one_piece_is_planned_whole_as_make_motion_plans_it():
+    from talkinghead.audio.features import compute_features
+    from talkinghead.audio.phones import recognize_phones
+    from talkinghead.motion.track import make_motion
+
+    speech, config = _speech(12.0), Config(seed=7)
+    blocks = _phrase_blocks(speech, 4000, config, speech.duration)
+    whole = make_motion(compute_features(speech, recognize_phones(speech)), CHANNELS, 25.0,
+                        config.motion, config.seed)
+    expression, pose, blink = _joined(blocks)
+    assert np.allclose(expression, whole.expression, atol=1e-6)
+    assert np.allclose(pose, whole.pose, atol=1e-6) and np.array_equal(blink, whole.blink)
 
 
 def test_long_recording_video_has_every_frame(tmp_path, portrait_path):

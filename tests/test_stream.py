@@ -97,9 +97,24 @@ def _lip_gap(stream: Stream, expression: np.ndarray, regions) -> float:
 
 
 def test_release_ratio_is_read_where_the_sound_comes_back():
-    from talkinghead.stream import _release_ratio
+    from talkinghead.motion.live import _release_ratio
 
     db = np.array([-20, -30, -60, -60, -58, -35, -20], float)
     ratio = np.array([10, 10, 0, 0, 0, -12, 5], float)
     assert _release_ratio(db, ratio, 1) == -12    # a /t/-like burst ends the closure
     assert _release_ratio(db[:5], ratio[:5], 1) == np.inf  # the closure has not ended yet
+
+
+def test_phrase_plan_streams_recognized_lips_independent_of_chunk_size(portrait, face,
+                                                                       short_speech, speech_16k):
+    """``motion="phrase"``: frames follow each recognized phrase; whatever the chunk sizes, the
+    same frames, as many as the file pipeline makes, with lips that differ from the live plan."""
+    def run(chunk: int, motion: str) -> list:
+        return _chunked(Stream(portrait, CONFIG, face=face, motion=motion), speech_16k, chunk)
+
+    a, b, live = run(320, "phrase"), run(6000, "phrase"), run(320, "live")
+    assert len(a) == len(b) == len(live)
+    assert all(np.array_equal(x.pixels, y.pixels) for (x, _), (y, _) in zip(a, b))
+    assert a[0][0].audio_seen >= short_speech.waveform.duration - 0.02  # one piece: heard whole
+    assert not np.allclose(np.stack([f.expression for f, _ in a]),
+                           np.stack([f.expression for f, _ in live]))

@@ -283,20 +283,19 @@ def _speech(args: argparse.Namespace, motion):
 
 
 def _animate(args: argparse.Namespace, pipeline, portrait, speech, out, motion=None, phones=None):
-    """Prepare, write the motion file if asked (before rendering), render and encode."""
+    """Render and encode; with --export-motion, the motion is planned whole first and its file
+    written before rendering."""
     from .pipeline import Timings
 
-    if args.export_motion:
-        from .motion.io import check_motion_path, save_motion
-
-        check_motion_path(args.export_motion)
     progress = None if args.quiet else ProgressBar("rendering")
     timings = Timings()
-    if not args.export_motion and pipeline.streams(speech, motion, phones):
-        return pipeline.animate_long(portrait, speech, out, progress, timings)
+    if not args.export_motion:
+        return pipeline.animate(portrait, speech, out, progress, motion, phones, timings)
+    from .motion.io import check_motion_path, save_motion
+
+    check_motion_path(args.export_motion)
     prepared = pipeline.prepare(portrait, speech, timings, motion, phones)
-    if args.export_motion:
-        save_motion(prepared.motion, args.export_motion)
+    save_motion(prepared.motion, args.export_motion)
     return pipeline.write(prepared, speech, out, timings, progress)
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .audio.features import compute_features
+from .audio.features import compute_features, iter_16k
 from .audio.phones import align_phones, recognize_phones
 from .config import Config
 from .errors import UserError
@@ -19,13 +19,12 @@ from .media import VideoWriter, check_output_path, load_audio, load_image
 from .face.tracking import track_video
 from .motion.io import conform_channels, retime
 from .motion.track import make_motion, num_frames_for
-from .render.prefetch import Prefetch
-from .render.renderer import Renderer
-from .segments import StageClock, segment_blocks, segmentable
+from .segments import PhraseMotion, StageClock
+from .stream import MotionSource, PlannedMotion, Stream, write_frames
 from .types import AudioFeatures, FaceFit, MotionTrack, Phone, Portrait, ReferenceMotion, Waveform
 
 Progress = Callable[[int, int], None]
-MOTION_BLOCKS_AHEAD = 1000  # motion blocks (~20 s each, a few kB) planned ahead of rendering
+CHUNK_S = 1.0  # seconds of audio per chunk fed to the animation loop
 
 
 @dataclass
@@ -74,23 +73,27 @@ class Pipeline:
 
     def prepare(self, portrait: Portrait, speech: Waveform, timings: Timings | None = None,
                 motion: MotionTrack | None = None, phones: tuple[Phone, ...] | None = None) -> Prepared:
-        """Steps 1–4: find and fit the face, frame it, hear the speech, plan the motion."""
+        """Steps 1–3 for the whole recording at once: find and fit the face, frame it, hear
+        the speech, plan the motion (``animate`` plans phrase by phrase instead, where it can)."""
         timings = timings or Timings()
-        cfg = self.config
         framing, fit, num_faces = self.face(portrait, timings)
-        if motion is None:
-            # 2. speech: timed phones and prosody
-            t = time.perf_counter()
-            features = self.hear(speech, phones)
-            timings.phones += time.perf_counter() - t
-            # 3. motion: expression, head pose and blinks per frame
-            t = time.perf_counter()
-            motion = make_motion(features, fit.channels, cfg.video.fps, cfg.motion, cfg.seed,
-                                 *self.references())
-            timings.motion += time.perf_counter() - t
-        else:
-            motion = retime(conform_channels(motion, fit.channels), cfg.video.fps)
-        return Prepared(framing, fit, motion, num_faces)
+        return Prepared(framing, fit, self.plan(fit, speech, timings, motion, phones), num_faces)
+
+    def plan(self, fit: FaceFit, speech: Waveform, timings: Timings,
+             motion: MotionTrack | None = None, phones: tuple[Phone, ...] | None = None) -> MotionTrack:
+        """Steps 2–3, whole: the motion for ``fit``'s channels — ``motion`` conformed and retimed,
+        or planned from the speech (timed phones and prosody → expression, pose, blinks)."""
+        cfg = self.config
+        if motion is not None:
+            return retime(conform_channels(motion, fit.channels), cfg.video.fps)
+        t = time.perf_counter()
+        features = self.hear(speech, phones)
+        timings.phones += time.perf_counter() - t
+        t = time.perf_counter()
+        motion = make_motion(features, fit.channels, cfg.video.fps, cfg.motion, cfg.seed,
+                             *self.references())
+        timings.motion += time.perf_counter() - t
+        return motion
 
     def face(self, portrait: Portrait, timings: Timings) -> tuple[Framing, FaceFit, int]:
         """Step 1: detect, mesh, frame and fit the face → framing, fit, faces in the photo."""
@@ -118,23 +121,19 @@ class Pipeline:
         return compute_features(speech, phones)
 
     def frames(self, prepared: Prepared) -> Iterator[np.ndarray]:
-        """Step 4: render every frame, (H, W, 3) uint8, one at a time."""
-        return self._render(prepared.framing, prepared.fit, (prepared.motion,))
+        """Step 4: render every frame of a prepared motion, (H, W, 3) uint8, one at a time."""
+        stream = Stream(config=self.config, face=(prepared.framing, prepared.fit),
+                        motion=PlannedMotion(prepared.motion))
+        return (f.pixels for f in stream.frames(()))
 
-    @staticmethod
-    def _render(framing: Framing, fit: FaceFit, blocks: Iterable[MotionTrack]) -> Iterator[np.ndarray]:
-        """(H, W, 3) uint8 frames for consecutive motion ``blocks``, one at a time."""
-        renderer = Renderer(framing, fit)
-        for m in blocks:
-            for i in range(m.num_frames):
-                yield renderer.render(m.expression[i], m.pose[i], float(m.blink[i]))
-
-    def streams(self, speech: Waveform, motion: MotionTrack | None = None,
-                phones: tuple[Phone, ...] | None = None) -> bool:
-        """Whether ``animate`` renders while the speech is still being heard (long recordings
-        with recognized phones and generated motion; see ``segments``)."""
-        return (self.config.backend != "sadtalker" and motion is None and phones is None
-                and segmentable(speech, self.config))
+    def phrase_planned(self, motion: MotionTrack | None = None,
+                       phones: tuple[Phone, ...] | None = None) -> bool:
+        """Whether ``animate`` plans the motion phrase by phrase as it hears the speech
+        (``segments.PhraseMotion``): recognized phones, generated pose and blinks, no free view
+        (which is spread over the whole video). Otherwise it is planned whole first."""
+        m = self.config.motion
+        return (motion is None and phones is None and not self.config.transcript
+                and m.ref_pose is None and m.ref_blink is None and not (m.yaw or m.pitch or m.roll))
 
     def run(self, image: str | Path, audio: str | Path, output: str | Path,
             progress: Progress | None = None, motion: MotionTrack | None = None) -> Result:
@@ -153,24 +152,15 @@ class Pipeline:
         timings = timings or Timings()
         if self.config.backend == "sadtalker":
             return self.animate_neural(portrait, speech, check_output_path(output), progress, timings)
-        if self.streams(speech, motion, phones):
-            return self.animate_long(portrait, speech, check_output_path(output), progress, timings)
-        prepared = self.prepare(portrait, speech, timings, motion, phones)
-        return self.write(prepared, speech, check_output_path(output), timings, progress)
-
-    def animate_long(self, portrait: Portrait, speech: Waveform, output: Path,
-                     progress: Progress | None = None, timings: Timings | None = None) -> Result:
-        """A long recording → mp4: frames are rendered from the first recognized piece (≤ 20 s)
-        on, while a background thread recognizes the rest and plans its motion in overlapping
-        segments (``segments.segment_blocks``; same inputs and seed → same video)."""
-        timings = timings or Timings()
         framing, fit, num_faces = self.face(portrait, timings)
+        if not self.phrase_planned(motion, phones):
+            prepared = Prepared(framing, fit, self.plan(fit, speech, timings, motion, phones), num_faces)
+            return self.write(prepared, speech, check_output_path(output), timings, progress)
         clock = StageClock()
+        source = PhraseMotion(fit.channels, self.config, speech.duration, clock)
         total = num_frames_for(speech.duration, self.config.video.fps)
-        with Prefetch(segment_blocks(speech, fit.channels, self.config, clock),
-                      depth=MOTION_BLOCKS_AHEAD) as blocks:
-            result = self._encode(self._render(framing, fit, blocks), framing, total, num_faces,
-                                  speech, output, timings, progress)
+        result = self._write(framing, fit, source, total, num_faces, speech,
+                             check_output_path(output), timings, progress)
         timings.phones += clock.phones
         timings.motion += clock.motion
         return result
@@ -209,29 +199,26 @@ class Pipeline:
 
     def write(self, prepared: Prepared, speech: Waveform, output: Path, timings: Timings,
               progress: Progress | None = None) -> Result:
-        """Step 5: stream the rendered frames and the speech into an mp4. Frames are rendered
-        in a background thread while this one encodes (``timings.render`` and ``.encode`` are
-        each thread's busy time; they overlap)."""
-        return self._encode(self.frames(prepared), prepared.framing, prepared.motion.num_frames,
-                            prepared.num_faces, speech, output, timings, progress)
+        """Steps 4–5: render the prepared motion and encode it with the speech into an mp4."""
+        return self._write(prepared.framing, prepared.fit, PlannedMotion(prepared.motion),
+                           prepared.motion.num_frames, prepared.num_faces, speech, output,
+                           timings, progress)
 
-    def _encode(self, source: Iterator[np.ndarray], framing: Framing, total: int, num_faces: int,
-                speech: Waveform, output: Path, timings: Timings,
-                progress: Progress | None = None) -> Result:
-        """Render ``source`` (``total`` frames of ``framing``'s size) in a background thread
-        while this one encodes them and the speech into ``output``."""
-        h, w = framing.image.shape[:2]
-        video = self.config.video
-        with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer, \
-                Prefetch(source) as frames:
-            for i, frame in enumerate(frames):
-                t = time.perf_counter()
-                writer.write(frame)
-                timings.encode += time.perf_counter() - t
-                if progress:
-                    progress(i + 1, total)
-        timings.render += frames.busy
-        return Result(Path(output), total, video.fps, w, h, num_faces, timings)
+    def _write(self, framing: Framing, fit: FaceFit, source: MotionSource, total: int,
+               num_faces: int, speech: Waveform, output: Path, timings: Timings,
+               progress: Progress | None = None) -> Result:
+        """The speech through the animation loop (``stream.Stream``, fed 1 s chunks at 16 kHz)
+        with motion from ``source``: ``total`` frames rendered in a background thread while
+        this one encodes them and the speech into ``output`` (``timings.render`` and
+        ``.encode`` are each thread's busy time; they overlap)."""
+        stream = Stream(config=self.config, face=(framing, fit), motion=source)
+        frames = (f.pixels for f in stream.frames(iter_16k(speech, CHUNK_S), speech.duration))
+        on_frame = (lambda i: progress(i, total)) if progress else None
+        count, encode = write_frames(frames, output, stream.size, speech, self.config, on_frame)
+        timings.encode += encode
+        timings.render += stream.render_seconds
+        w, h = stream.size
+        return Result(Path(output), count, self.config.video.fps, w, h, num_faces, timings)
 
 
 def _neural_backend():

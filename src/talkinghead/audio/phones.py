@@ -135,26 +135,44 @@ def _quiet_cut(x: np.ndarray, lo: int, hi: int) -> int:
     return lo + (int(np.argmin(smooth)) + 5) * 160
 
 
+class PieceCutter:
+    """16 kHz audio pushed in chunks → pieces of at most ``max_seconds`` (the first at most
+    ``first_seconds``, if given), each cut at the quietest 100 ms of its second half.
+
+    The cuts depend on the audio only, never on how it was chunked; only one piece plus the
+    last chunk is held at a time.
+    """
+
+    def __init__(self, max_seconds: float = MAX_CHUNK_SECONDS, first_seconds: float | None = None):
+        self.max_samples = int(max_seconds * SAMPLE_RATE)
+        self.limit = int((first_seconds or max_seconds) * SAMPLE_RATE)
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.offset = 0
+
+    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add (n,) float32 samples; the pieces now complete: (start sample, samples (m,))."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
+        pieces = []
+        while len(self.buffer) > self.limit:
+            cut = _quiet_cut(self.buffer, self.limit // 2, self.limit)
+            pieces.append((self.offset, self.buffer[:cut]))
+            self.buffer, self.offset = self.buffer[cut:], self.offset + cut
+            self.limit = self.max_samples
+        return pieces
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        """The last piece (the audio not yet given out), if any."""
+        rest, self.buffer = self.buffer, np.zeros(0, dtype=np.float32)
+        return [(self.offset, rest)] if len(rest) else []
+
+
 def _chunks(wave: Waveform, max_seconds: float = MAX_CHUNK_SECONDS,
             first_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start sample at 16 kHz, samples (n,) float32) pieces of at most ``max_seconds``
-    (the first one at most ``first_seconds``, if given).
-
-    Pieces are cut at the quietest 100 ms of their second half; only one piece plus one block of
-    audio is held at a time.
-    """
-    limit = int((first_seconds or max_seconds) * SAMPLE_RATE)
-    buf = np.zeros(0, dtype=np.float32)
-    offset = 0
+    """``PieceCutter`` pieces of ``wave`` (resampled to 16 kHz): (start sample, samples (n,))."""
+    cutter = PieceCutter(max_seconds, first_seconds)
     for block in iter_16k(wave, block_seconds=max_seconds / 4):
-        buf = np.concatenate([buf, block])
-        while len(buf) > limit:
-            cut = _quiet_cut(buf, limit // 2, limit)
-            yield offset, buf[:cut]
-            buf, offset = buf[cut:], offset + cut
-            limit = int(max_seconds * SAMPLE_RATE)
-    if len(buf):
-        yield offset, buf
+        yield from cutter.push(block)
+    yield from cutter.flush()
 
 
 def _decode(decoder: pocketsphinx.Decoder, pcm: bytes) -> None:
@@ -215,17 +233,12 @@ def recognize_phones(wave: Waveform) -> tuple[Phone, ...]:
     return tidy_phones(phones, wave.duration)
 
 
-def recognize_pieces(wave: Waveform, first_seconds: float | None = None
-                     ) -> Iterator[tuple[float, float, tuple[Phone, ...]]]:
-    """``recognize_phones`` piece by piece: (start s, end s, phones) for each decoded piece of at
-    most 20 s (the first at most ``first_seconds``, if given), in order, as soon as it is
-    decoded. Each piece's phones are contiguous over [start, end] and timed in seconds of the
-    whole recording; only one piece is held at a time."""
-    for first, x in _chunks(wave, first_seconds=first_seconds):
-        start, length = first / SAMPLE_RATE, len(x) / SAMPLE_RATE
-        local = tidy_phones(_recognize_chunk(x, 0.0), length)
-        yield start, start + length, tuple(Phone(p.label, p.start + start, p.end + start)
-                                           for p in local)
+def recognize_piece(samples: np.ndarray, start: float) -> tuple[Phone, ...]:
+    """Phones of one piece of 16 kHz audio (n,) that begins ``start`` seconds into the
+    recording: contiguous over [start, start + n / 16000], timed in seconds of the recording."""
+    length = len(samples) / SAMPLE_RATE
+    local = tidy_phones(_recognize_chunk(samples, 0.0), length)
+    return tuple(Phone(p.label, p.start + start, p.end + start) for p in local)
 
 
 # --- transcript normalisation -------------------------------------------------------------

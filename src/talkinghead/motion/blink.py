@@ -52,3 +52,29 @@ def lid_profile(t: np.ndarray, length: float) -> np.ndarray:
     opening = np.cos(np.clip((t - close) / (length - close), 0, 1) * np.pi / 2) ** 2
     inside = (t >= 0) & (t <= length)
     return np.where(t < close, closing, opening) * inside
+
+
+class BlinkSchedule:
+    """Eyelid closure for consecutive frames from one seeded generator: ``blink_track`` of the
+    whole video at once when its length is known (as ``make_motion`` draws it), else drawn in
+    blocks of ``BLOCK_S`` as frames are asked for (a live stream). Frames given out are
+    forgotten, so memory stays flat."""
+
+    BLOCK_S = 30.0
+
+    def __init__(self, rng: np.random.Generator, fps: float, num_frames: int | None = None,
+                 rate_gain: float = 1.0, enabled: bool = True):
+        self.rng, self.fps, self.rate_gain, self.enabled = rng, fps, rate_gain, enabled
+        self.track = np.zeros(0, np.float32)  # the frames not given out yet
+        if num_frames is not None and enabled:
+            self.track = blink_track(rng, fps, num_frames, rate_gain)
+
+    def take(self, count: int) -> np.ndarray:
+        """(count,) float32 closure of the next ``count`` frames."""
+        if not self.enabled:
+            return np.zeros(count, np.float32)
+        while len(self.track) < count:
+            block = blink_track(self.rng, self.fps, int(self.BLOCK_S * self.fps), self.rate_gain)
+            self.track = np.concatenate([self.track, block])
+        out, self.track = self.track[:count], self.track[count:]
+        return out
