@@ -161,14 +161,14 @@ def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
     e[crop.fit.channels.index("jaw_open")] = 0.5
     pose = _pose(3, 8, 2)
     mesh = crop.posed_mesh(e, pose, 0.0)
-    displacement = crop._displacement(mesh, pose)
-    m = crop.field.backward_map(displacement, sharp=crop._sharp_cells(mesh))
+    local, rigid = crop._displacement(mesh, pose)
+    m = crop.field.backward_map(local, sharp=crop._sharp_cells(mesh), smooth=rigid)
     h, w = crop.window.shape[:2]
     in_span = np.zeros((h, w), bool)
     for x0, y0, x1, y1, _ in m.spans:
         assert not in_span[y0:y1, x0:x1].any()  # spans do not overlap
         in_span[y0:y1, x0:x1] = True
-    dense = crop.field.backward_map(displacement, within=(0, 0, w, h)).xy
+    dense = crop.field.backward_map(local, within=(0, 0, w, h), smooth=rigid).xy
     pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1)
     assert np.abs(dense - pix)[~in_span].max() <= STILL_PX
     out = crop.window.copy()
@@ -181,7 +181,8 @@ def test_spans_resample_like_a_dense_remap(crop):
     """Bicubic on the face (float32 source, rounded), bilinear elsewhere, as one remap would."""
     pose = _pose(4, -10, 2)
     mesh = crop.posed_mesh(_neutral(crop), pose, 0.0)
-    m = crop.field.backward_map(crop._displacement(mesh, pose), sharp=crop._sharp_cells(mesh))
+    local, rigid = crop._displacement(mesh, pose)
+    m = crop.field.backward_map(local, sharp=crop._sharp_cells(mesh), smooth=rigid)
     out = crop.window.copy()
     warp_into(out, crop.source, m)
     x0, y0, x1, y1 = m.box
@@ -246,3 +247,22 @@ def test_folds_are_relaxed_except_where_eyes_and_lips_must_close():
     keep = np.zeros((rows, cols), bool)
     keep[:, 8:12] = True
     np.testing.assert_array_equal(unfolded(folding, keep)[:, 8:12], folding[:, 8:12])
+
+
+@pytest.mark.parametrize("yaw", [20, -20])
+def test_a_large_head_turn_stretches_the_face_without_a_saw_tooth(crop, yaw):
+    """At ±20° yaw the head's rigid field is smooth across the mesh's triangles (away from the
+    eyes and lips, which the mesh poses exactly): the source column each output pixel fetches
+    bends gently from row to row. Interpolated linearly per triangle, it bent at every
+    triangle edge, a saw-tooth along the stretched cheek: the 99.9th percentile was 1.0–1.8 %
+    of the inter-ocular distance there, 0.4 % now."""
+    pose = _pose(yaw=yaw)
+    mesh = crop.posed_mesh(_neutral(crop), pose, 0.0)
+    local, rigid = crop._displacement(mesh, pose)
+    folds = crop._folding_cells(mesh)
+    h, w = crop.window.shape[:2]
+    x = crop.field.backward_map(local, within=(0, 0, w, h), folds=folds, smooth=rigid).xy[..., 0]
+    bend = np.abs(x[2:] - 2 * x[1:-1] + x[:-2])
+    near = cv2.dilate(folds.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    rows, cols = np.mgrid[1:h - 1, 0:w] // crop.field.step
+    assert np.percentile(bend[~near[rows, cols]], 99.9) < 0.006 * crop.fit.iod

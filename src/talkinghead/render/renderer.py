@@ -85,9 +85,9 @@ class Renderer:
     def render(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
-        backward = self.field.backward_map(self._displacement(mesh, pose),
-                                           sharp=self._sharp_cells(mesh),
-                                           folds=self._folding_cells(mesh))
+        local, rigid = self._displacement(mesh, pose)
+        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh),
+                                           folds=self._folding_cells(mesh), smooth=rigid)
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
@@ -151,7 +151,8 @@ class Renderer:
             box = _box(np.concatenate([opening, still[upper, :2] - self.origin]), 3, window.shape)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
-            eye = self.field.backward_map(self._displacement(still, pose), box)
+            local, rigid = self._displacement(still, pose)
+            eye = self.field.backward_map(local, box, smooth=rigid)
             x0, y0, x1, y1 = eye.box
             mask = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
@@ -175,13 +176,19 @@ class Renderer:
         hull = cv2.convexHull(pts.astype(np.float32))[:, 0]
         return self.field.cell_mask(hull, SHARP_MARGIN_IOD * self.fit.iod)
 
-    def _displacement(self, mesh: np.ndarray, pose: np.ndarray) -> np.ndarray:
-        """(P, 2) forward displacement of every control point, pixels."""
+    def _displacement(self, mesh: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward displacement of every control point for the posed ``mesh``, pixels, in two
+        (P, 2) parts: the local (expression) motion, and the head's rigid motion of the photo's
+        own mesh (``WarpField.grid_backward`` smooths the latter)."""
         rings = self.rings
-        rigid = self._rigid(rings.points, pose)[:, :2] - rings.points[:, :2]
-        expr = mesh[rings.vertex, :2] - self._rigid(self.fit.neutral[rings.vertex], pose)[:, :2]
-        ring_disp = rigid * rings.rigid[:, None] + expr * rings.expression[:, None]
-        return np.concatenate([mesh[:, :2] - self.fit.mesh[:, :2], ring_disp, self.border_zeros])
+        moved = self._rigid(self.fit.mesh, pose)[:, :2]
+        ring_rigid = self._rigid(rings.points, pose)[:, :2] - rings.points[:, :2]
+        ring_expr = mesh[rings.vertex, :2] - self._rigid(self.fit.neutral[rings.vertex], pose)[:, :2]
+        local = np.concatenate([mesh[:, :2] - moved, ring_expr * rings.expression[:, None],
+                                self.border_zeros])
+        rigid = np.concatenate([moved - self.fit.mesh[:, :2], ring_rigid * rings.rigid[:, None],
+                                self.border_zeros])
+        return local, rigid
 
     def _rigid(self, points: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """Rotate (N, 3) points about the head pivot and translate (pose translation in IOD)."""

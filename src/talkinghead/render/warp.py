@@ -24,6 +24,7 @@ STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at a
 BARY_TOLERANCE = 1e-9  # a grid node this far outside a triangle (barycentric) still lies in it
 UNFOLD_MIN_AREA = 0.25  # a grid cell may shrink to this share of its area, no further
 UNFOLD_ROUNDS = 8
+SMOOTH_CELLS = 2.0  # Gaussian sigma, grid cells, of the smoothed (rigid) part of the field
 BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
 
 Span = tuple[int, int, int, int, int]  # x0, y0, x1, y1 window pixels, cv2 interpolation flag
@@ -75,13 +76,17 @@ class WarpField:
         py = np.arange(-1, rows + 1, dtype=np.float32) * step + offset
         self._nodes = np.stack(np.meshgrid(px, py), axis=-1)
 
-    def grid_backward(self, displacement: np.ndarray,
-                      folds: np.ndarray | None = None) -> np.ndarray:
+    def grid_backward(self, displacement: np.ndarray, folds: np.ndarray | None = None,
+                      smooth: np.ndarray | None = None) -> np.ndarray:
         """(P, 2) forward displacements (pixels) → (rows, cols, 2) backward field on the grid,
-        in pixels. Folds are relaxed (``unfolded``) except in the ``folds`` (rows, cols) bool
+        in pixels. ``smooth``: (P, 2) more displacements whose field is smoothed before it is
+        added (SMOOTH_CELLS): the head's rigid motion, which the triangles would interpolate
+        with a kink at every edge — at a large head turn, a saw-tooth along the face's stretched
+        side. Folds are relaxed (``unfolded``) except in the ``folds`` (rows, cols) bool
         cells, where closing eyes and lips must fold."""
-        forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
-        forward = forward.reshape(*self.grid_shape, 2) / self.step
+        forward = self._grid_field(displacement)
+        if smooth is not None:
+            forward += self._smoothed(self._grid_field(smooth), folds)
         if self.mobility is not None:
             forward *= self.mobility[..., None]
         forward = unfolded(forward, folds)
@@ -91,6 +96,22 @@ class WarpField:
                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             back = 0.5 * back - 0.5 * at
         return back * self.step
+
+    @staticmethod
+    def _smoothed(field: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+        """(rows, cols, 2) ``field`` smoothed (SMOOTH_CELLS), except around the ``keep``
+        (rows, cols) bool cells (eyes and lips, posed exactly by the mesh), eased in."""
+        soft = cv2.GaussianBlur(field, (0, 0), SMOOTH_CELLS)
+        if keep is None or not keep.any():
+            return soft
+        near = cv2.dilate(keep.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+        exact = cv2.GaussianBlur(near, (0, 0), 1.0)[..., None]
+        return soft + exact * (field - soft)
+
+    def _grid_field(self, displacement: np.ndarray) -> np.ndarray:
+        """(P, 2) displacements, pixels → (rows, cols, 2) float32 forward field, grid cells."""
+        forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
+        return forward.reshape(*self.grid_shape, 2) / self.step
 
     def cell_mask(self, polygon: np.ndarray, margin: float) -> np.ndarray:
         """(rows, cols) bool: the cells within ``margin`` pixels of a convex (K, 2) polygon
@@ -106,12 +127,14 @@ class WarpField:
     def backward_map(self, displacement: np.ndarray,
                      within: tuple[int, int, int, int] | None = None,
                      sharp: np.ndarray | None = None,
-                     folds: np.ndarray | None = None) -> BackwardMap:
+                     folds: np.ndarray | None = None,
+                     smooth: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
         bands; ``sharp``: (rows, cols) bool cells resampled bicubically (None: all of them),
         the rest bilinearly (2-3× cheaper). ``within``: the map of that (x0, y0, x1, y1) pixel
-        rectangle instead, moving or not, one bicubic span. ``folds``: see ``grid_backward``."""
-        back = self.grid_backward(displacement, folds)
+        rectangle instead, moving or not, one bicubic span. ``folds``, ``smooth``: see
+        ``grid_backward``."""
+        back = self.grid_backward(displacement, folds, smooth)
         if within is not None:
             x0, y0 = max(within[0], 0), max(within[1], 0)
             x1, y1 = min(within[2], self.width), min(within[3], self.height)
