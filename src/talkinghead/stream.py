@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from math import gcd
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +50,7 @@ from .types import FaceFit, MotionTrack, Portrait, Waveform
 
 SAMPLE_RATE = 16000
 MOTION_BLOCKS_AHEAD = 1000  # motion blocks (a few kB each) heard ahead of rendering
+RENDER_THREADS = 2
 PLANS = ("live", "phrase")
 
 __all__ = ["LOOKAHEAD_S", "SAMPLE_RATE", "MotionSource", "PlannedMotion", "Stream",
@@ -126,7 +130,8 @@ class Stream:
         self.motion = _source(motion, fit.channels, cfg, duration)
         self.received = 0      # samples fed so far, at ``sample_rate``
         self.next_frame = 0
-        self.render_seconds = 0.0
+        self.render_seconds = 0.0  # busy time of the render threads, added up
+        self._clock = threading.Lock()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -172,16 +177,30 @@ class Stream:
         return resample_poly(x, SAMPLE_RATE // g, self.sample_rate // g).astype(np.float32)
 
     def _render(self, blocks: Iterable[tuple[MotionTrack, float]]) -> Iterator[StreamFrame]:
-        for block, seen in blocks:
-            for i in range(block.num_frames):
-                t = time.perf_counter()
-                pixels = self.renderer.render(block.expression[i], block.pose[i],
-                                              float(block.blink[i]))
-                self.render_seconds += time.perf_counter() - t
-                k = self.next_frame
-                self.next_frame += 1
-                yield StreamFrame(k, (k + 0.5) / self.fps, pixels, seen, block.expression[i],
-                                  block.pose[i])
+        """The frames of ``blocks``, in order; RENDER_THREADS render consecutive frames at once
+        (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
+        pending: deque[tuple[Future, MotionTrack, int, float]] = deque()
+        with ThreadPoolExecutor(RENDER_THREADS) as pool:
+            for block, seen in blocks:
+                for i in range(block.num_frames):
+                    pending.append((pool.submit(self._render_one, block, i), block, i, seen))
+                    if len(pending) > RENDER_THREADS:
+                        yield self._frame(*pending.popleft())
+            while pending:
+                yield self._frame(*pending.popleft())
+
+    def _render_one(self, block: MotionTrack, i: int) -> np.ndarray:
+        t = time.perf_counter()
+        pixels = self.renderer.render(block.expression[i], block.pose[i], float(block.blink[i]))
+        with self._clock:
+            self.render_seconds += time.perf_counter() - t
+        return pixels
+
+    def _frame(self, job: Future, block: MotionTrack, i: int, seen: float) -> StreamFrame:
+        k = self.next_frame
+        self.next_frame += 1
+        return StreamFrame(k, (k + 0.5) / self.fps, job.result(), seen, block.expression[i],
+                           block.pose[i])
 
 
 def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Config,
