@@ -1,5 +1,6 @@
 """The sadtalker backend's networks (talkinghead.neural): faithfulness to the original SadTalker
-code on seeded random weights, the checkpoint key table, strict loading.
+code on seeded random weights, the checkpoint key table, strict loading, the renderer's inference
+fast path (fastconv) against its plain modules.
 
 Fixtures (tests/fixtures/sadtalker_*) were made by benchmarks/sadtalker_fixtures.py running the
 original code; they hold only outputs and key → shape layouts. Skipped without torch (CI
@@ -461,3 +462,119 @@ def test_sadtalker_backend_bf16_frames(tmp_path, tiny_checkpoints, portrait_path
     out = tmp_path / "bf16.mp4"
     assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints) == 0
     assert _probe(out) == (25, 256, 256, True) and used == ["bf16"] * 25
+
+
+# ---- the renderer's inference fast path (fastconv): exact up to float rounding ----
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("shape", [(1, 6, 8, 8), (2, 5, 7, 10), (1, 4, 3, 5, 9), (2, 3, 4, 12, 4)])
+def test_winograd_conv_equals_direct(shape, tile):
+    from talkinghead.neural.fastconv import Scratch, winograd_conv, winograd_weight
+
+    gen = torch.Generator().manual_seed(len(shape) * 10 + shape[-1])
+    x = torch.randn(*shape, generator=gen)
+    three_d = x.dim() == 5
+    weight = torch.randn(7, shape[1], *((3,) if three_d else ()), 3, 3, generator=gen)
+    bias = torch.randn(7, generator=gen)
+    conv = torch.nn.functional.conv3d if three_d else torch.nn.functional.conv2d
+    scratch = Scratch()
+    for b in (bias, None):
+        want = conv(x.double(), weight.double(), None if b is None else b.double(), padding=1)
+        got = winograd_conv(x, winograd_weight(weight, tile), b, scratch)
+        assert got.shape == want.shape and float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_upsampled_conv_3d_relu(scale):
+    from talkinghead.neural.fastconv import UpsampledConv
+
+    gen = torch.Generator().manual_seed(scale)
+    x = torch.randn(2, 3, 4, 5, 6, generator=gen)
+    weight, bias = torch.randn(4, 3, 3, 3, 3, generator=gen), torch.randn(4, generator=gen)
+    up = torch.nn.functional.interpolate(x.double(), scale_factor=(1, scale, scale))
+    want = torch.relu(torch.nn.functional.conv3d(up, weight.double(), bias.double(), padding=1))
+    got = UpsampledConv(weight, bias, scale)(x, relu=True)
+    assert got.shape == want.shape and float((got - want).abs().max()) <= 1e-6 * float(want.abs().max())
+
+
+def test_fourier_conv_equals_direct():
+    from talkinghead.neural.fastconv import FourierConv
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 6, 9, 11, generator=gen)
+    weight, bias = torch.randn(3, 5, 7, 5, 7, generator=gen), torch.randn(3, generator=gen)
+    want = torch.nn.functional.conv3d(x.double(), weight.double(), bias.double(), padding=(3, 2, 3))
+    got = FourierConv(weight, bias, 11)(x)
+    assert got.shape == want.shape and float((got - want).abs().max()) <= 1e-6 * float(want.abs().max())
+
+
+def _conditioned_renderer(dtype=torch.float32, config: dict = TINY_RENDERER) -> Renderer:
+    """The test-size renderer, default init plus random batch-norm statistics and affines (so
+    folding them matters): its outputs spread around 0.5, so rounding differences stay ~1e-6.
+    (On the seeded fixture weights the outputs saturate and are steep in between: one ulp of
+    relative noise on the source volume moves a pixel by 4e-5, the order of TOL.)"""
+    torch.manual_seed(0)
+    net = Renderer(**config)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
+    return net.eval().to(dtype)
+
+
+def _force_winograd(monkeypatch, tile: int) -> None:
+    """Test sizes are below the thresholds: make every eligible convolution Winograd F(tile, 3)."""
+    from talkinghead.neural import facevid2vid
+
+    monkeypatch.setattr(facevid2vid, "WINOGRAD_MIN_PIXELS", 0)
+    monkeypatch.setattr(facevid2vid, "WINOGRAD_MIN_CHANNELS", 0)
+    monkeypatch.setattr(facevid2vid, "WINOGRAD_TILE", tile)
+
+
+def _two_samples(net: Renderer):
+    gen = torch.Generator().manual_seed(5)
+    canonical, volume = net.encode(torch.rand(2, 3, 16, 16, generator=gen))
+    return volume, canonical, canonical + 0.1 * torch.randn(canonical.shape, generator=gen)
+
+
+@pytest.mark.parametrize("winograd", [None, 2, 4])
+def test_optimized_renderer_equals_plain(monkeypatch, winograd):
+    """The fast path (BN folded, phase and FFT convolutions, Winograd where large — or, forced,
+    everywhere) against the plain one and float64 arithmetic, batch of two."""
+    if winograd:
+        _force_winograd(monkeypatch, winograd)
+    net = _conditioned_renderer()
+    with torch.no_grad():
+        volume, canonical, driving = _two_samples(net)
+        fast = net(volume, canonical, driving)
+        net.optimized = False
+        plain = net(volume, canonical, driving)
+        exact = _conditioned_renderer(torch.float64)(volume.double(), canonical.double(), driving.double())
+    assert fast.shape == plain.shape == (2, 3, 16, 16)
+    assert float((fast - plain).abs().max()) <= TOL and float((fast - exact).abs().max()) <= TOL
+
+
+def test_optimized_renderer_follows_weight_changes_and_autograd(monkeypatch):
+    _force_winograd(monkeypatch, 4)
+    net = _conditioned_renderer(config=TINIEST_RENDERER)
+    with torch.inference_mode():
+        volume, canonical, driving = _two_samples(net)
+        before = net(volume, canonical, driving)
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        net.load_state_dict({k: v * 1.1 if v.is_floating_point() else v for k, v in state.items()})
+        fast = net(volume, canonical, driving)  # every derived (folded, transformed) weight is stale
+        net.optimized = False
+        plain = net(volume, canonical, driving)
+        net.optimized = True
+    assert float((fast - plain).abs().max()) <= TOL and float((fast - before).abs().max()) > 100 * TOL
+    net.load_state_dict(state)
+    with torch.no_grad():  # caches built under inference mode serve outside it too
+        assert float((net(volume, canonical, driving) - before).abs().max()) <= TOL
+    volume = volume.clone().requires_grad_()
+    net(volume, canonical, driving).sum().backward()  # autograd on: the plain path
+    assert volume.grad is not None and torch.isfinite(volume.grad).all()
