@@ -50,7 +50,8 @@ from .types import FaceFit, MotionTrack, Portrait, Waveform
 
 SAMPLE_RATE = 16000
 MOTION_BLOCKS_AHEAD = 1000  # motion blocks (a few kB each) heard ahead of rendering
-RENDER_THREADS = 2
+RENDER_THREADS = 2  # when the animated window is at least WINDOW_SHARE of the frame, else 1
+WINDOW_SHARE = 0.5   # (in full mode the encoder of the larger frame is the bottleneck)
 PLANS = ("live", "phrase")
 
 __all__ = ["LOOKAHEAD_S", "SAMPLE_RATE", "MotionSource", "PlannedMotion", "Stream",
@@ -130,6 +131,9 @@ class Stream:
         self.motion = _source(motion, fit.channels, cfg, duration)
         self.received = 0      # samples fed so far, at ``sample_rate``
         self.next_frame = 0
+        x0, y0, x1, y1 = self.framing.roi
+        share = (x1 - x0) * (y1 - y0) / (self.size[0] * self.size[1])
+        self.render_threads = RENDER_THREADS if share >= WINDOW_SHARE else 1
         self.render_seconds = 0.0  # busy time of the render threads, added up
         self._clock = threading.Lock()
 
@@ -177,14 +181,14 @@ class Stream:
         return resample_poly(x, SAMPLE_RATE // g, self.sample_rate // g).astype(np.float32)
 
     def _render(self, blocks: Iterable[tuple[MotionTrack, float]]) -> Iterator[StreamFrame]:
-        """The frames of ``blocks``, in order; RENDER_THREADS render consecutive frames at once
-        (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
+        """The frames of ``blocks``, in order; ``render_threads`` render consecutive frames at
+        once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
         pending: deque[tuple[Future, MotionTrack, int, float]] = deque()
-        with ThreadPoolExecutor(RENDER_THREADS) as pool:
+        with ThreadPoolExecutor(self.render_threads) as pool:
             for block, seen in blocks:
                 for i in range(block.num_frames):
                     pending.append((pool.submit(self._render_one, block, i), block, i, seen))
-                    if len(pending) > RENDER_THREADS:
+                    if len(pending) > self.render_threads:
                         yield self._frame(*pending.popleft())
             while pending:
                 yield self._frame(*pending.popleft())
