@@ -134,6 +134,7 @@ class Stream:
         x0, y0, x1, y1 = self.framing.roi
         share = (x1 - x0) * (y1 - y0) / (self.size[0] * self.size[1])
         self.render_threads = RENDER_THREADS if share >= WINDOW_SHARE else 1
+        self._pool = ThreadPoolExecutor(self.render_threads, thread_name_prefix="render")
         self.render_seconds = 0.0  # busy time of the render threads, added up
         self._clock = threading.Lock()
 
@@ -184,14 +185,13 @@ class Stream:
         """The frames of ``blocks``, in order; ``render_threads`` render consecutive frames at
         once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
         pending: deque[tuple[Future, MotionTrack, int, float]] = deque()
-        with ThreadPoolExecutor(self.render_threads) as pool:
-            for block, seen in blocks:
-                for i in range(block.num_frames):
-                    pending.append((pool.submit(self._render_one, block, i), block, i, seen))
-                    if len(pending) > self.render_threads:
-                        yield self._frame(*pending.popleft())
-            while pending:
-                yield self._frame(*pending.popleft())
+        for block, seen in blocks:
+            for i in range(block.num_frames):
+                pending.append((self._pool.submit(self._render_one, block, i), block, i, seen))
+                if len(pending) > self.render_threads:
+                    yield self._frame(*pending.popleft())
+        while pending:
+            yield self._frame(*pending.popleft())
 
     def _render_one(self, block: MotionTrack, i: int) -> np.ndarray:
         t = time.perf_counter()
