@@ -146,23 +146,29 @@ class PieceCutter:
     def __init__(self, max_seconds: float = MAX_CHUNK_SECONDS, first_seconds: float | None = None):
         self.max_samples = int(max_seconds * SAMPLE_RATE)
         self.limit = int((first_seconds or max_seconds) * SAMPLE_RATE)
-        self.buffer = np.zeros(0, dtype=np.float32)
+        self.held: list[np.ndarray] = []  # the audio not given out yet, in chunks
+        self.length = 0
         self.offset = 0
 
     def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Add (n,) float32 samples; the pieces now complete: (start sample, samples (m,))."""
-        self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
-        pieces = []
-        while len(self.buffer) > self.limit:
-            cut = _quiet_cut(self.buffer, self.limit // 2, self.limit)
-            pieces.append((self.offset, self.buffer[:cut]))
-            self.buffer, self.offset = self.buffer[cut:], self.offset + cut
+        self.held.append(np.asarray(samples, np.float32))
+        self.length += len(self.held[-1])
+        if self.length <= self.limit:
+            return []
+        buffer, pieces = np.concatenate(self.held), []
+        while len(buffer) > self.limit:
+            cut = _quiet_cut(buffer, self.limit // 2, self.limit)
+            pieces.append((self.offset, buffer[:cut]))
+            buffer, self.offset = buffer[cut:], self.offset + cut
             self.limit = self.max_samples
+        self.held, self.length = [buffer], len(buffer)
         return pieces
 
     def flush(self) -> list[tuple[int, np.ndarray]]:
         """The last piece (the audio not yet given out), if any."""
-        rest, self.buffer = self.buffer, np.zeros(0, dtype=np.float32)
+        rest = np.concatenate(self.held) if self.held else np.zeros(0, np.float32)
+        self.held, self.length = [], 0
         return [(self.offset, rest)] if len(rest) else []
 
 
