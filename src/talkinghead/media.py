@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from talkinghead.errors import AudioError, ImageError, OutputError
+from talkinghead.quiet import native_stderr_silenced
 from talkinghead.types import Portrait, Waveform
 
 PathLike = str | os.PathLike
@@ -129,21 +130,8 @@ def _decode_pixels(im: Image.Image) -> None:
     if im.format != "TIFF":
         im.load()
         return
-    with _stderr_fd_silenced():
+    with native_stderr_silenced():
         im.load()
-
-
-@contextlib.contextmanager
-def _stderr_fd_silenced() -> Iterator[None]:
-    """Point file descriptor 2 (C's stderr, whatever ``sys.stderr`` is) at the null device."""
-    with open(os.devnull, "wb") as null:
-        kept = os.dup(2)
-        try:
-            os.dup2(null.fileno(), 2)
-            yield
-        finally:
-            os.dup2(kept, 2)
-            os.close(kept)
 
 
 def _refuse_huge(size: tuple[int, int], path: Path) -> None:

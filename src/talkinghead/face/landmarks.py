@@ -4,13 +4,11 @@ The models ship inside the ``mediapipe`` wheel; nothing is downloaded.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
 import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import NoFaceError
+from ..quiet import native_stderr_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -192,22 +191,3 @@ def _crop_square(pixels: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     if any(pad):
         window = cv2.copyMakeBorder(window, *pad, cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(window)
-
-
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Silence what native code (MediaPipe's C++ logging) writes to file descriptor 2."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)

@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from .landmarks import native_stderr_silenced
+from ..quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 

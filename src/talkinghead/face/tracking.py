@@ -16,7 +16,8 @@ from scipy.signal import savgol_filter
 from ..errors import NoFaceError, UserError
 from ..types import ReferenceMotion
 from . import regions as R
-from .landmarks import native_stderr_silenced, solutions
+from ..quiet import native_stderr_silenced
+from .landmarks import solutions
 
 # rigid vertices: forehead, nose bridge and tip, eye corners, cheekbones, temples
 STABLE = np.array([10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 263, 362, 127, 356,
