@@ -10,6 +10,7 @@ from talkinghead.face.crop import plan_framing
 from talkinghead.face.landmarks import find_face
 from talkinghead.face.model import fit_face
 from talkinghead.media import load_image
+from talkinghead.render.mouth import polygon_mask
 from talkinghead.render.prefetch import Prefetch
 from talkinghead.render.renderer import Renderer
 from talkinghead.render.warp import STILL_PX, Picture, WarpField, warp_into
@@ -266,3 +267,17 @@ def test_a_large_head_turn_stretches_the_face_without_a_saw_tooth(crop, yaw):
     near = cv2.dilate(folds.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     rows, cols = np.mgrid[1:h - 1, 0:w] // crop.field.step
     assert np.percentile(bend[~near[rows, cols]], 99.9) < 0.006 * crop.fit.iod
+
+
+@pytest.mark.parametrize("blink", [0.4, 0.6])
+def test_both_eyeballs_keep_their_shape_under_a_closing_lid(crop, blink):
+    """Inside each eye's half-closed opening the frame shows the eye as it is open: the lid
+    slides over the eyeball (the left eye was once squashed, 13–17 grey levels off)."""
+    e, pose = _neutral(crop), _pose()
+    shut, opened = crop.render(e, pose, blink), crop.render(e, pose, 0.0)
+    mesh = crop.posed_mesh(e, pose, blink)
+    for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
+        opening = np.concatenate([mesh[upper, :2], mesh[lower[-2:0:-1], :2]])
+        inside = polygon_mask(opening, shut.shape[:2], 1.0) > 0.99
+        assert inside.sum() > 20
+        assert np.abs(shut.astype(float) - opened.astype(float))[inside].mean() < 1.0

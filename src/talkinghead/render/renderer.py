@@ -86,15 +86,16 @@ class Renderer:
         """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
         local, rigid = self._displacement(mesh, pose)
-        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh),
-                                           folds=self._folding_cells(mesh), smooth=rigid)
+        folds = self._folding_cells(mesh)
+        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh), folds=folds,
+                                           smooth=rigid)
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
         warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyeballs(window, expression, pose, mesh)
+            self._paint_eyeballs(window, expression, pose, mesh, folds)
         local = mesh[:, :2] - self.origin
         paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
                     self._interior_opacity(mesh))
@@ -139,20 +140,21 @@ class Renderer:
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
 
     def _paint_eyeballs(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
-                        mesh: np.ndarray) -> None:
+                        mesh: np.ndarray, folds: np.ndarray) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
-        lid slides over an eyeball that keeps its shape, instead of squashing the iris."""
+        lid slides over an eyeball that keeps its shape, instead of squashing the iris.
+        ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
+        still_local, still_rigid = self._displacement(still, pose)
         local = mesh[:, :2] - self.origin
         for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
             box = _box(np.concatenate([opening, still[upper, :2] - self.origin]), 3, window.shape)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
-            local, rigid = self._displacement(still, pose)
-            eye = self.field.backward_map(local, box, smooth=rigid)
+            eye = self.field.backward_map(still_local, box, folds=folds, smooth=still_rigid)
             x0, y0, x1, y1 = eye.box
             mask = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
@@ -260,10 +262,10 @@ def _lid_skin(xy: np.ndarray, upper: np.ndarray,
     there instead: a position at depth v ∈ [0, 1] of the opening (0 at the upper lid, 1 at
     the lower) fetches the skin between LID_SKIN_BAND openings above the upper lid, the
     lower end of the band for v = 1."""
-    order = np.argsort(upper[:, 0])
+    upper, lower = upper[np.argsort(upper[:, 0])], lower[np.argsort(lower[:, 0])]
     sx, sy = xy[..., 0], xy[..., 1]
-    top = np.interp(sx, upper[order, 0], upper[order, 1])
-    bottom = np.interp(sx, lower[np.argsort(lower[:, 0]), 0], lower[np.argsort(lower[:, 0]), 1])
+    top = np.interp(sx, upper[:, 0], upper[:, 1])
+    bottom = np.interp(sx, lower[:, 0], lower[:, 1])
     height = np.maximum(bottom - top, 1e-3)
     lo, hi = upper[:, 0].min(), upper[:, 0].max()
     inside = np.minimum.reduce([sy - top, bottom - sy, sx - lo, hi - sx])
