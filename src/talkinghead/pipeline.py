@@ -15,7 +15,7 @@ from .errors import UserError
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face
 from .face.model import fit_face
-from .media import VideoWriter, check_output_path, load_audio, load_image
+from .media import check_output_path, load_audio, load_image
 from .face.tracking import track_video
 from .motion.io import conform_channels, retime
 from .motion.track import make_motion, num_frames_for
@@ -182,20 +182,12 @@ class Pipeline:
         t = time.perf_counter()
         plan = backend.prepare(portrait.pixels, mesh, _at_16k(speech).samples, cfg)
         timings.motion += time.perf_counter() - t
+        frames = _timed(backend.frames(plan), timings)
+        count, encode = write_frames(frames, output, plan.compose.size, speech, cfg,
+                                     _on_frame(progress, plan.num_frames))
+        timings.encode += encode
         w, h = plan.compose.size
-        video = cfg.video
-        with VideoWriter(output, w, h, video.fps, speech, video.crf, video.preset) as writer:
-            frames = backend.frames(plan)
-            for i in range(plan.num_frames):
-                t = time.perf_counter()
-                frame = next(frames)
-                timings.render += time.perf_counter() - t
-                t = time.perf_counter()
-                writer.write(frame)
-                timings.encode += time.perf_counter() - t
-                if progress:
-                    progress(i + 1, plan.num_frames)
-        return Result(Path(output), plan.num_frames, video.fps, w, h, num_faces, timings)
+        return Result(Path(output), count, cfg.video.fps, w, h, num_faces, timings)
 
     def write(self, prepared: Prepared, speech: Waveform, output: Path, timings: Timings,
               progress: Progress | None = None) -> Result:
@@ -213,12 +205,28 @@ class Pipeline:
         ``.encode`` are each thread's busy time; they overlap)."""
         stream = Stream(config=self.config, face=(framing, fit), motion=source)
         frames = (f.pixels for f in stream.frames(iter_16k(speech, CHUNK_S), speech.duration))
-        on_frame = (lambda i: progress(i, total)) if progress else None
-        count, encode = write_frames(frames, output, stream.size, speech, self.config, on_frame)
+        count, encode = write_frames(frames, output, stream.size, speech, self.config,
+                                     _on_frame(progress, total))
         timings.encode += encode
         timings.render += stream.render_seconds
         w, h = stream.size
         return Result(Path(output), count, self.config.video.fps, w, h, num_faces, timings)
+
+
+def _on_frame(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    """``write_frames``' per-frame callback reporting ``progress(done, total)``, if any."""
+    return (lambda done: progress(done, total)) if progress else None
+
+
+def _timed(frames: Iterator[np.ndarray], timings: Timings) -> Iterator[np.ndarray]:
+    """``frames``, adding the time spent producing each to ``timings.render``."""
+    while True:
+        t = time.perf_counter()
+        frame = next(frames, None)
+        timings.render += time.perf_counter() - t
+        if frame is None:
+            return
+        yield frame
 
 
 def _neural_backend():

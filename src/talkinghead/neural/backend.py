@@ -26,7 +26,8 @@ import torch
 from ..config import Config
 from ..errors import NoFaceError, UserError
 from ..face.crop import Framing, plan_framing
-from ..face.tracking import track_video
+from ..face.tracking import fill_gaps, track_meshes, track_video
+from ..media import iter_video_frames, probe_video
 from ..motion.reference import looped, reference_blink
 from . import audio
 from .align import align_face, five_points
@@ -198,9 +199,6 @@ class SadTalkerBackend:
         """(count, 6) pose coefficients (angles, translation) of the face in ``video``, read by
         the 3DMM network from each frame's crop as SadTalker does, at 25 fps, looped. Two
         passes over the video (meshes, then crops), so that no more than one frame is held."""
-        from ..face.tracking import fill_gaps, track_meshes
-        from ..media import iter_video_frames, probe_video
-
         fps = probe_video(video).fps or FPS
         needed = int(np.ceil(count * fps / FPS)) + 1
 
