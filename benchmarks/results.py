@@ -93,7 +93,7 @@ portrait and its own sound the speech; *generated* is talkinghead, *real* the cl
 landmarks; definitions in `../shared/docs/METRICS.md`. sync r: mouth opening vs the real
 clip's (lag in frames); aud: vs audio energy, with a shifted-audio null; silence: mouth
 opening in pauses / in speech (lower rests better); id: face-descriptor distance to the
-portrait; sharp: face sharpness / the portrait's.
+portrait; sharp: face sharpness / the portrait's, at the same face scale, median over frames.
 
 {quality}
 

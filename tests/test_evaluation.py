@@ -199,6 +199,19 @@ def test_sharpness_ratio_of_a_blurred_copy(landmarker) -> None:
     assert M.sharpness_ratio(frames[1:], points, image, points[0]) < 0.5
 
 
+def test_sharpness_ratio_ignores_the_mouth_and_the_face_size(landmarker) -> None:
+    image = _grace_hopper()
+    points = landmarker.track([image]).points[0]
+    shut = points.copy()
+    shut[48:68, 1] -= 0.8 * (points[48:68, 1] - points[51, 1])  # lips shut: a shorter box
+    assert M.face_box(shut[M.INNER_FACE], 0.0)[3] < M.face_box(points[M.INNER_FACE], 0.0)[3] - 5
+    assert M.sharpness_ratio(image[None], shut[None], image, points) == pytest.approx(1.0, abs=0.03)
+    height, width = image.shape[:2]
+    larger = cv2.resize(image, (width * 3 // 2, height * 3 // 2), interpolation=cv2.INTER_LANCZOS4)
+    assert M.face_scale(points * 1.5, points) == pytest.approx(1.5)
+    assert M.sharpness_ratio(larger[None], points[None] * 1.5, image, points) == pytest.approx(1.0, abs=0.05)
+
+
 @pytest.mark.skipif(not GRID_CLIP.is_file(), reason="needs ../shared/data/clips")
 def test_runner_on_a_real_clip(landmarker, tmp_path: Path) -> None:
     from talkinghead.evaluation import evaluate_clips, format_markdown, format_table, still_video

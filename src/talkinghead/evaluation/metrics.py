@@ -307,35 +307,51 @@ def _face_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without its outline and background
+RIGID_FACE = slice(17, 48)  # brows, nose, eyes: points that the mouth and jaw do not move
+
+
+def face_scale(points: np.ndarray, reference: np.ndarray) -> float:
+    """How many times larger the face of (68, 2) ``points`` is than ``reference``'s: the ratio
+    of the RMS spreads of their rigid points (brows, nose, eyes); NaN if either is missing."""
+    spreads = [np.sqrt(((p[RIGID_FACE] - p[RIGID_FACE].mean(axis=0)) ** 2).sum(axis=1).mean())
+               for p in (np.asarray(points, np.float64), np.asarray(reference, np.float64))]
+    return float(spreads[0] / spreads[1]) if spreads[1] > 0 else float("nan")
 
 
 def sharpness_ratio(frames: np.ndarray, points: np.ndarray, portrait: np.ndarray,
-                    portrait_points: np.ndarray, every: int = 5, scale: float = 0.5) -> float:
+                    portrait_points: np.ndarray, every: int = 1, scale: float = 0.5) -> float:
     """Median over every ``every``-th frame of face Laplacian variance / the portrait's.
 
     ``frames``: (T, H, W, 3) uint8 RGB; ``points``: (T, 68, 2); ``portrait``: (H', W', 3) uint8;
     ``portrait_points``: (68, 2). The crops span the inner face (brows to lips, no outline or
-    background, whose edges would swamp the measure). Both face crops are resized to ``scale`` × the portrait's face
-    crop size (the same scale) first; the default half scale keeps video-codec noise (H.264 at
-    CRF 18 alone costs ~30 % at full scale) from swamping blur. ≥ 0.9: no blur added. NaN
-    without faces.
+    background, whose edges would swamp the measure). Each crop is resized, keeping its aspect,
+    to ``scale`` × the portrait's face size (the same scale, judged by brows, nose and eyes
+    only, so that a mouth opening or closing does not stretch the crop); the default half scale
+    keeps video-codec noise (H.264 at CRF 18 alone costs ~30 % at full scale) from swamping
+    blur. Every frame counts by default: single frames vary by ±10 % with the tracked points,
+    and medians over every 5th frame moved by ±0.03. ≥ 0.9: no blur added. NaN without faces.
     """
-    box = face_box(portrait_points[INNER_FACE], pad=0.0)
+    base = _scaled_face(portrait, portrait_points, portrait_points, scale)
+    if not base > 0:
+        return float("nan")
+    ratios = [_scaled_face(frames[t], points[t], portrait_points, scale) / base
+              for t in range(0, len(frames), max(1, every))]
+    ratios = [r for r in ratios if np.isfinite(r)]
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+def _scaled_face(image: np.ndarray, points: np.ndarray, reference: np.ndarray,
+                 scale: float) -> float:
+    """Laplacian variance of ``image``'s inner face, resized to ``scale`` × the size of the
+    ``reference`` (68, 2) face; NaN without a face."""
+    box = face_box(points[INNER_FACE], pad=0.0)
     if box is None:
         return float("nan")
-    crop = _face_crop(portrait, box)
-    shape = (max(8, int(round(crop.shape[0] * scale))), max(8, int(round(crop.shape[1] * scale))))
-    base = laplacian_variance(_resized(crop, shape))
-    boxes = [(t, face_box(points[t, INNER_FACE], pad=0.0)) for t in range(0, len(frames), max(1, every))]
-    ratios = [laplacian_variance(_resized(_face_crop(frames[t], b), shape)) / base
-              for t, b in boxes if b is not None]
-    return float(np.median(ratios)) if ratios and base > 0 else float("nan")
-
-
-def _resized(crop: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) = ``shape`` copy of a grey crop (area averaging when shrinking, bilinear when growing)."""
-    method = cv2.INTER_AREA if crop.shape[0] > shape[0] else cv2.INTER_LINEAR
-    return cv2.resize(crop, (shape[1], shape[0]), interpolation=method)
+    crop = _face_crop(image, box)
+    factor = scale / face_scale(points, reference)
+    shape = (max(8, int(round(crop.shape[0] * factor))), max(8, int(round(crop.shape[1] * factor))))
+    method = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return laplacian_variance(cv2.resize(crop, (shape[1], shape[0]), interpolation=method))
 
 
 # ---------------------------------------------------------------- blinks, motion, jitter
