@@ -10,7 +10,7 @@ from talkinghead.face.crop import plan_framing
 from talkinghead.face.landmarks import find_face
 from talkinghead.face.model import fit_face
 from talkinghead.media import load_image
-from talkinghead.render.mouth import polygon_mask
+from talkinghead.render.mouth import between_curves, polygon_mask
 from talkinghead.render.prefetch import Prefetch
 from talkinghead.render.renderer import Renderer
 from talkinghead.render.warp import STILL_PX, Picture, WarpField, warp_into
@@ -281,3 +281,19 @@ def test_both_eyeballs_keep_their_shape_under_a_closing_lid(crop, blink):
         inside = polygon_mask(opening, shut.shape[:2], 1.0) > 0.99
         assert inside.sum() > 20
         assert np.abs(shut.astype(float) - opened.astype(float))[inside].mean() < 1.0
+
+
+def test_a_closed_eye_opening_covers_no_pixel():
+    """Lids that meet leave no opening, so no line of eyeball shows along a closed eye (an
+    anti-aliased polygon of no area still covered its outline, up to 1 per pixel); an open
+    one is covered as its polygon is."""
+    xs = np.linspace(10, 50, 9)
+    upper = np.column_stack([xs, 20 - 6 * np.sin(np.pi * (xs - 10) / 40)])
+    shut = upper.copy()
+    opened = np.column_stack([xs, 20 + 6 * np.sin(np.pi * (xs - 10) / 40)])
+    outline = polygon_mask(np.concatenate([upper, shut[-2:0:-1]]), (40, 60))
+    assert outline.max() > 0.5
+    assert between_curves(upper, shut, (40, 60)).max() == 0.0
+    mask = between_curves(upper, opened, (40, 60))
+    polygon = polygon_mask(np.concatenate([upper, opened[-2:0:-1]]), (40, 60))
+    assert np.abs(mask - polygon)[:, 15:46].max() < 1e-6

@@ -106,6 +106,19 @@ def polygon_mask(polygon: np.ndarray, shape: tuple[int, int], inset: float = 0.0
     return soft
 
 
+def between_curves(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int],
+                   inset: float = 0.0) -> np.ndarray:
+    """(h, w) float32 coverage of the region between an ``upper`` and a ``lower`` curve, each
+    (K, 2) pixel points from one shared corner to the other (``polygon_mask`` of it), faded
+    out in columns where the curves are less than a pixel apart: where they meet it covers
+    nothing, not the anti-aliased outline that a polygon of no area still draws."""
+    mask = polygon_mask(np.concatenate([upper, lower[-2:0:-1]]), shape, inset)
+    upper, lower = upper[np.argsort(upper[:, 0])], lower[np.argsort(lower[:, 0])]
+    xs = np.arange(shape[1], dtype=np.float32)
+    gap = np.interp(xs, lower[:, 0], lower[:, 1]) - np.interp(xs, upper[:, 0], upper[:, 1])
+    return mask * np.clip(gap, 0, 1).astype(np.float32)[None, :]
+
+
 def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look: MouthLook) -> np.ndarray:
     """(h, w, 3) float32 picture of cavity and teeth for the lip contours (patch pixels)."""
     h, w = shape

@@ -9,7 +9,7 @@ import numpy as np
 from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
-from .mouth import MouthLook, paint_mouth, polygon_mask, seen_interior
+from .mouth import MouthLook, between_curves, paint_mouth, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -129,7 +129,8 @@ class Renderer:
                 continue
             xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
             depth, lid_xy = _lid_skin(xy, source_upper, source_lower)
-            shown = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0))
+            shown = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
+                                   (y1 - y0, x1 - x0))
             leak = depth * (1 - shown)
             if float(leak.max()) <= 0:
                 continue
@@ -156,7 +157,8 @@ class Renderer:
                 continue
             eye = self.field.backward_map(still_local, box, folds=folds, smooth=still_rigid)
             x0, y0, x1, y1 = eye.box
-            mask = polygon_mask(opening - [x0, y0], (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
+            mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
+                                  (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             patch = window[y0:y1, x0:x1].astype(np.float32)
