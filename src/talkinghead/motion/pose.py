@@ -142,8 +142,8 @@ def _stress(onsets: np.ndarray, pitch: np.ndarray) -> np.ndarray:
 
 
 def _nods(stress: np.ndarray, fps: float) -> np.ndarray:
-    """(T,) downward nods (positive pitch, peak 1 for a typical stressed syllable) on the
-    most stressed syllables, at most one every NOD_GAP_S."""
+    """(T,) downward nods (positive pitch, peak 1 for a typical stressed syllable) whose
+    lowest point falls on the most stressed syllables, at most one every NOD_GAP_S."""
     peaks = np.nonzero((stress > MIN_NOD_STRESS) & (stress >= np.roll(stress, 1))
                        & (stress >= np.roll(stress, -1)))[0]
     if len(peaks) == 0:
@@ -156,7 +156,8 @@ def _nods(stress: np.ndarray, fps: float) -> np.ndarray:
             impulses[i] = min(stress[i] / typical, 1.5)
     t = np.arange(int(NOD_KERNEL_S * fps) + 1) / fps
     kernel = np.sin(np.pi * t / NOD_KERNEL_S) * np.exp(-t / NOD_KERNEL_S)
-    return np.convolve(impulses, kernel / kernel.max())[:len(stress)]
+    apex = int(np.argmax(kernel))  # the head is lowest, and still, on the stressed syllable
+    return np.convolve(impulses, kernel / kernel.max())[apex:apex + len(stress)]
 
 
 def _smooth(pose: np.ndarray, fps: float) -> np.ndarray:
