@@ -167,34 +167,16 @@ class WarpField:
         return up[qy:qy + y1 - y0, qx:qx + x1 - x0]
 
 
-@dataclass(frozen=True)
-class Picture:
-    """A source picture in the layouts ``cv2.remap`` is fastest with: ``u8`` (H, W, 3) uint8
-    for bilinear, ``f32`` the same pixels as float32 for bicubic (OpenCV's bicubic remap is
-    about a quarter faster on float32 than on uint8)."""
-
-    u8: np.ndarray
-    f32: np.ndarray
-
-    @classmethod
-    def of(cls, image: np.ndarray) -> Picture:
-        u8 = np.ascontiguousarray(image)
-        return cls(u8, u8.astype(np.float32))
-
-
-def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
-    """Resample the spans of ``backward`` from ``source`` into ``out`` (H, W, 3) uint8 (a copy
-    of the source), in place; the pixels outside the spans are left as they are."""
+def warp_into(out: np.ndarray, source: np.ndarray, backward: BackwardMap) -> None:
+    """Resample the spans of ``backward`` from the (H, W, 3) uint8 ``source`` into ``out``
+    (H, W, 3) uint8 (a copy of the source), in place; the pixels outside the spans are left
+    as they are. (OpenCV's bicubic remap of uint8 rounds and saturates exactly as a float32
+    remap, clipped and rounded, would, and is faster than the two.)"""
     bx0, by0 = backward.box[:2]
     for x0, y0, x1, y1, interpolation in backward.spans:
         xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-        if interpolation == cv2.INTER_LINEAR:
-            out[y0:y1, x0:x1] = cv2.remap(source.u8, xy, None, interpolation,
-                                          borderMode=cv2.BORDER_REPLICATE)
-            continue
-        sampled = cv2.remap(source.f32, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
-        np.clip(sampled, 0, 255, out=sampled)  # bicubic overshoots at strong edges
-        out[y0:y1, x0:x1] = np.rint(sampled, out=sampled)
+        cv2.remap(source, xy, None, interpolation, dst=out[y0:y1, x0:x1],
+                  borderMode=cv2.BORDER_REPLICATE)
 
 
 def fold_measure(forward: np.ndarray) -> np.ndarray:
