@@ -13,7 +13,7 @@ from talkinghead.media import load_image
 from talkinghead.render.mouth import between_curves, polygon_mask
 from talkinghead.render.prefetch import Prefetch
 from talkinghead.render.renderer import Renderer
-from talkinghead.render.warp import STILL_PX, WarpField, warp_into
+from talkinghead.render.warp import STILL_PX, Picture, WarpField, warp_into
 
 
 def _renderer(portrait_path, mode: str, size: int | None = None, matte: bool = True) -> Renderer:
@@ -123,7 +123,7 @@ def test_warp_field_without_displacement_is_empty_and_copies():
     assert m.empty
     src = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     out = src.copy()
-    warp_into(out, src, m)
+    warp_into(out, Picture.of(src), m)
     assert np.array_equal(out, src)
     moved = field.backward_map(np.array([[0, 0]] * 12 + [[3, 0]], np.float32))
     x0, y0, x1, y1 = moved.box
@@ -173,7 +173,7 @@ def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
     pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1)
     assert np.abs(dense - pix)[~in_span].max() <= STILL_PX
     out = crop.window.copy()
-    warp_into(out, crop.window, m)
+    warp_into(out, crop.source, m)
     assert np.array_equal(out[~in_span], crop.window[~in_span])
     assert not np.array_equal(out[in_span], crop.window[in_span])
 
@@ -185,7 +185,7 @@ def test_spans_resample_like_a_dense_remap(crop):
     local, rigid = crop._displacement(mesh, pose)
     m = crop.field.backward_map(local, sharp=crop._sharp_cells(mesh), smooth=rigid)
     out = crop.window.copy()
-    warp_into(out, crop.window, m)
+    warp_into(out, crop.source, m)
     x0, y0, x1, y1 = m.box
     kinds = {interpolation for *_, interpolation in m.spans}
     assert kinds == {cv2.INTER_LINEAR, cv2.INTER_CUBIC}

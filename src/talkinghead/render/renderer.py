@@ -10,7 +10,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
 from .mouth import MouthLook, between_curves, paint_mouth, seen_interior
-from .warp import BackwardMap, WarpField, warp_into
+from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
 RINGS = ((1.22, 0.92, 0.45), (1.55, 0.6, 0.12), (2.1, 0.22, 0.0))
@@ -62,6 +62,7 @@ class Renderer:
         x0, y0, x1, y1 = framing.roi
         self.origin = np.array([x0, y0], dtype=np.float32)
         self.window = np.ascontiguousarray(framing.image[y0:y1, x0:x1])
+        self.source = Picture.of(self.window)
         self.rings = _rings(fit, framing.roi)
         border = _border_points(x1 - x0, y1 - y0)
         points = np.concatenate([fit.mesh[:, :2], self.rings.points[:, :2]]) - self.origin
@@ -91,7 +92,7 @@ class Renderer:
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
-        warp_into(window, self.window, backward)
+        warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
             self._paint_eyeballs(window, expression, pose, mesh, folds)

@@ -167,16 +167,35 @@ class WarpField:
         return up[qy:qy + y1 - y0, qx:qx + x1 - x0]
 
 
-def warp_into(out: np.ndarray, source: np.ndarray, backward: BackwardMap) -> None:
-    """Resample the spans of ``backward`` from the (H, W, 3) uint8 ``source`` into ``out``
-    (H, W, 3) uint8 (a copy of the source), in place; the pixels outside the spans are left
-    as they are. (OpenCV's bicubic remap of uint8 rounds and saturates exactly as a float32
-    remap, clipped and rounded, would, and is faster than the two.)"""
+@dataclass(frozen=True)
+class Picture:
+    """A source picture in the layouts ``cv2.remap`` is fastest with: ``rgb`` (H, W, 3) uint8
+    for bicubic, ``rgba`` (H, W, 4) the same pixels with a fourth channel for bilinear
+    (OpenCV vectorises four-channel bilinear remaps: 1.7× faster, converting back included)."""
+
+    rgb: np.ndarray
+    rgba: np.ndarray
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> Picture:
+        rgb = np.ascontiguousarray(image)
+        return cls(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA))
+
+
+def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
+    """Resample the spans of ``backward`` from ``source`` into ``out`` (H, W, 3) uint8 (a copy
+    of the source), in place; the pixels outside the spans are left as they are. (OpenCV's
+    bicubic remap of uint8 rounds and saturates exactly as a float32 remap, clipped and
+    rounded, would, and is faster than the two.)"""
     bx0, by0 = backward.box[:2]
     for x0, y0, x1, y1, interpolation in backward.spans:
         xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-        cv2.remap(source, xy, None, interpolation, dst=out[y0:y1, x0:x1],
-                  borderMode=cv2.BORDER_REPLICATE)
+        if interpolation == cv2.INTER_LINEAR:
+            sampled = cv2.remap(source.rgba, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+            cv2.cvtColor(sampled, cv2.COLOR_RGBA2RGB, dst=out[y0:y1, x0:x1])
+        else:
+            cv2.remap(source.rgb, xy, None, interpolation, dst=out[y0:y1, x0:x1],
+                      borderMode=cv2.BORDER_REPLICATE)
 
 
 def fold_measure(forward: np.ndarray) -> np.ndarray:
