@@ -170,8 +170,9 @@ class WarpField:
 @dataclass(frozen=True)
 class Picture:
     """A source picture in the layouts ``cv2.remap`` is fastest with: ``rgb`` (H, W, 3) uint8
-    for bicubic, ``rgba`` (H, W, 4) the same pixels with a fourth channel for bilinear
-    (OpenCV vectorises four-channel bilinear remaps: 1.7× faster, converting back included)."""
+    for bicubic (rounded and saturated by OpenCV, faster than float32 then clipping), ``rgba``
+    (H, W, 4) the same pixels with a fourth channel for bilinear (OpenCV vectorises four-channel
+    bilinear remaps: 1.7× faster, converting back included)."""
 
     rgb: np.ndarray
     rgba: np.ndarray
@@ -184,9 +185,7 @@ class Picture:
 
 def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
     """Resample the spans of ``backward`` from ``source`` into ``out`` (H, W, 3) uint8 (a copy
-    of the source), in place; the pixels outside the spans are left as they are. (OpenCV's
-    bicubic remap of uint8 rounds and saturates exactly as a float32 remap, clipped and
-    rounded, would, and is faster than the two.)"""
+    of the source), in place; the pixels outside the spans are left as they are."""
     bx0, by0 = backward.box[:2]
     for x0, y0, x1, y1, interpolation in backward.spans:
         xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
