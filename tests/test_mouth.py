@@ -2,12 +2,13 @@
 grows past what the photo's parted lips can show (its thin interior is never stretched)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from talkinghead import Config, FaceConfig, Pipeline
 from talkinghead.face.model import CHANNELS
 from talkinghead.media import load_image
-from talkinghead.render.mouth import seen_interior
+from talkinghead.render.mouth import MouthLook, added_blur, paint_mouth, seen_interior
 from talkinghead.render.renderer import Renderer
 from talkinghead.types import MotionTrack
 
@@ -44,6 +45,26 @@ def test_teeth_and_cavity_colours_come_from_a_photo_with_parted_lips():
     thin_upper, thin_lower = _lips(1.5)
     assert seen_interior(_mouth_picture(thin_upper, thin_lower), thin_upper, thin_lower,
                          IOD) == (None, None)
+
+
+def test_the_painted_interior_is_as_soft_as_the_photo_around_it(portrait_path):
+    """A soft photo gets a soft mouth interior, not crisp teeth pasted into it: the added blur
+    is ~0 for a sharp photo and recovers a known extra blur; the painted teeth and cavity lose
+    high frequencies accordingly."""
+    gray = cv2.cvtColor(load_image(portrait_path).pixels, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
+    assert added_blur(gray, box) < 0.6
+    assert 1.2 < added_blur(cv2.GaussianBlur(gray, (0, 0), 1.5), box) < 1.9
+    upper, lower = _lips(20)
+    frames = []
+    for blur in (0.0, 1.5):
+        frame = np.full((100, 120, 3), (200, 90, 90), np.uint8)
+        look = MouthLook(lip=np.array([180.0, 70, 70]), skin=np.array([200.0, 150, 130]), iod=IOD,
+                         blur=blur)
+        paint_mouth(frame, upper, lower, look)
+        frames.append(cv2.Laplacian(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+    assert frames[1] < 0.5 * frames[0]
 
 
 def _renderer(image: np.ndarray) -> tuple[Renderer, np.ndarray]:

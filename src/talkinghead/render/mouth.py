@@ -11,19 +11,23 @@ EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks 
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
+REBLUR_PX = 1.0
+SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
 
 
 @dataclass(frozen=True)
 class MouthLook:
     """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px.
     ``seen_teeth``, ``seen_cavity``: (3,) colours of the photo's own mouth interior when its
-    lips are parted, else None."""
+    lips are parted, else None. ``blur``: px (Gaussian sigma) by which the painted interior is
+    softened to match the photo's own sharpness around the mouth (``added_blur``)."""
 
     lip: np.ndarray
     skin: np.ndarray
     iod: float
     seen_teeth: np.ndarray | None = None
     seen_cavity: np.ndarray | None = None
+    blur: float = 0.0
 
     @property
     def cavity(self) -> np.ndarray:
@@ -67,6 +71,27 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     return bright.astype(np.float32), dark.astype(np.float32)
 
 
+def added_blur(gray: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Gaussian sigma, px, by which the (H, W) grey photo inside ``box`` (x0, y0, x1, y1) is
+    softer than a sharp photo (SHARP_SIGMA_PX): its own sigma from how much of its gradient
+    energy survives a further blur of REBLUR_PX (a step edge blurred by s keeps
+    s / sqrt(s² + r²) of it), 0 for a sharp photo."""
+    x0, y0, x1, y1 = box
+    patch = np.asarray(gray[max(y0, 0):y1, max(x0, 0):x1], np.float32)
+    if min(patch.shape) < 8:
+        return 0.0
+    kept = min(_gradient_energy(cv2.GaussianBlur(patch, (0, 0), REBLUR_PX))
+               / max(_gradient_energy(patch), 1e-6), 0.99)
+    sigma = REBLUR_PX * kept / np.sqrt(1 - kept * kept)
+    return float(np.sqrt(max(sigma * sigma - SHARP_SIGMA_PX ** 2, 0.0)))
+
+
+def _gradient_energy(image: np.ndarray) -> float:
+    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+    return float((gx * gx + gy * gy)[2:-2, 2:-2].mean())
+
+
 def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: MouthLook,
                 opacity: float = 1.0) -> None:
     """Paint the opening between the inner lips into ``frame`` (H, W, 3) uint8, in place.
@@ -86,9 +111,12 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     mask = polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
-    if look.iod > 150:
-        mask = cv2.GaussianBlur(mask, (0, 0), EDGE_BLUR * look.iod)
+    edge = float(np.hypot(EDGE_BLUR * look.iod if look.iod > 150 else 0.0, look.blur))
+    if edge > 0:
+        mask = cv2.GaussianBlur(mask, (0, 0), edge)
     interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
+    if look.blur > 0:
+        interior = cv2.GaussianBlur(interior, (0, 0), look.blur)
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)

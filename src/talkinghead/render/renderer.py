@@ -9,7 +9,7 @@ import numpy as np
 from ..face import regions as R
 from ..face.crop import Framing
 from ..types import FaceFit
-from .mouth import MouthLook, between_curves, paint_mouth, seen_interior
+from .mouth import MouthLook, added_blur, between_curves, paint_mouth, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -19,6 +19,7 @@ BORDER_POINTS = 12
 STRETCH_FROM = 1.15  # the photo's own interior is shown up to this × its lip gap, then ...
 STRETCH_FADE = 0.5   # ... painted over within this × its gap more (+ STRETCH_FADE_IOD)
 STRETCH_FADE_IOD = 0.02
+MOUTH_AREA_IOD = 0.25  # the photo's sharpness is judged on the lips and this much around them
 EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
 LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band above the upper lid,
@@ -246,8 +247,12 @@ def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
     cheeks = np.array([50, 280, 101, 330, 205, 425])
     teeth, cavity = seen_interior(image, fit.mesh[R.UPPER_INNER, :2], fit.mesh[R.LOWER_INNER, :2],
                                   fit.iod)
+    around = fit.mesh[np.concatenate([R.UPPER_OUTER, R.LOWER_OUTER]), :2]
+    margin = MOUTH_AREA_IOD * fit.iod
+    (x0, y0), (x1, y1) = np.floor(around.min(axis=0) - margin), np.ceil(around.max(axis=0) + margin)
+    blur = added_blur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (int(x0), int(y0), int(x1), int(y1)))
     return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod, seen_teeth=teeth,
-                     seen_cavity=cavity)
+                     seen_cavity=cavity, blur=blur)
 
 
 def _lip_gap(mesh: np.ndarray) -> float:
