@@ -103,7 +103,8 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if gap.max() < 0.6 or opacity <= 0:
         return
     polygon = np.concatenate([upper, lower[-2:0:-1]])
-    margin = 2 + int(3 * EDGE_BLUR * look.iod)
+    edge = float(np.hypot(EDGE_BLUR * look.iod if look.iod > 150 else 0.0, look.blur))
+    margin = 2 + int(np.ceil(3 * edge))
     x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - margin
     x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + margin + 1
     h, w = frame.shape[:2]
@@ -111,7 +112,6 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     mask = polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
-    edge = float(np.hypot(EDGE_BLUR * look.iod if look.iod > 150 else 0.0, look.blur))
     if edge > 0:
         mask = cv2.GaussianBlur(mask, (0, 0), edge)
     interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
