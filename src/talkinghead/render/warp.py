@@ -91,11 +91,16 @@ class WarpField:
             forward *= self.mobility[..., None]
         forward = unfolded(forward, folds)
         back = -forward
+        map_x, map_y, at = np.empty_like(self._grid_x), np.empty_like(self._grid_y), np.empty_like(back)
         for _ in range(INVERSE_ITERATIONS):
-            at = cv2.remap(forward, self._grid_x + back[..., 0], self._grid_y + back[..., 1],
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            back = 0.5 * back - 0.5 * at
-        return back * self.step
+            np.add(self._grid_x, back[..., 0], out=map_x)
+            np.add(self._grid_y, back[..., 1], out=map_y)
+            cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, dst=at,
+                      borderMode=cv2.BORDER_REPLICATE)
+            back *= 0.5
+            back -= np.multiply(at, 0.5, out=at)
+        back *= self.step
+        return back
 
     @staticmethod
     def _smoothed(field: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -141,7 +146,7 @@ class WarpField:
             box = (x0, y0, x1, y1)
             return BackwardMap(box, self._upsample(back, box), ((*box, cv2.INTER_CUBIC),))
         # a cell beside a moving node holds pixels interpolated towards it: it moves too
-        moving = (np.abs(back).max(axis=-1) > STILL_PX).astype(np.uint8)
+        moving = ((np.abs(back[..., 0]) > STILL_PX) | (np.abs(back[..., 1]) > STILL_PX)).astype(np.uint8)
         moving = cv2.dilate(moving, np.ones((3, 3), np.uint8)).astype(bool)
         spans = _band_spans(moving, moving if sharp is None else sharp & moving, self.step,
                             self.width, self.height)
