@@ -232,6 +232,28 @@ def test_lid_skin_replaces_only_positions_inside_the_eye_opening():
     assert np.all(skin[0, :, 0] == xy[0, :, 0])
 
 
+def test_a_blink_brings_the_lash_band_down_with_the_lid_and_leaves_the_brows(crop):
+    """At full closure the mesh vertices just above the upper lid (its lashes) drop as far as
+    the lid does, so the lashes end at the closed lid's margin instead of being smeared over
+    it (with a falloff from the lid itself they dropped ~70 %); the brows barely move."""
+    from talkinghead.face.model import LID_SKIN_HOLD
+
+    e, pose = _neutral(crop), _pose()
+    drop = crop.posed_mesh(e, pose, 1.0)[:, 1] - crop.posed_mesh(e, pose, 0.0)[:, 1]
+    iod, mesh = crop.fit.iod, crop.fit.mesh
+    brows = np.concatenate([R.RIGHT_BROW, R.LEFT_BROW])
+    for upper in (R.RIGHT_UPPER_LID, R.LEFT_UPPER_LID):
+        lid = mesh[upper, :2]
+        gap = np.linalg.norm(mesh[:468, None, :2] - lid[None], axis=-1)
+        nearest = gap.argmin(axis=1)
+        band = [j for j in range(468) if j not in brows and j not in upper
+                and gap[j, nearest[j]] < LID_SKIN_HOLD * iod and mesh[j, 1] < lid[nearest[j], 1]
+                and drop[upper[nearest[j]]] > 0.05 * iod]
+        assert len(band) >= 2
+        assert np.all(drop[band] > 0.9 * drop[upper[nearest[band]]])
+    assert np.abs(drop[brows]).max() < 0.04 * iod
+
+
 def test_folds_are_relaxed_except_where_eyes_and_lips_must_close():
     from talkinghead.render.warp import UNFOLD_MIN_AREA, fold_measure, unfolded
 

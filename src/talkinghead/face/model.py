@@ -22,7 +22,8 @@ JAW_DROP = 0.45                           # lower-lip drop at jaw_open = 1, IOD
 LIP_THICKNESS = 0.22                      # IOD, seam to the outer lip contour and a bit more
 HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
 LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
-LID_SKIN_REACH = 0.12                     # IOD above the lashes over which lid skin follows a blink
+LID_SKIN_HOLD = 0.08                      # IOD above the lid margin that moves with it in a blink (lashes)
+LID_SKIN_REACH = 0.12                     # IOD further up over which lid skin follows a blink
 
 
 def fit_face(mesh: np.ndarray, image_size: tuple[int, int]) -> FaceFit:
@@ -262,11 +263,14 @@ def _blink(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, lower: np.ndar
 
 
 def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp: np.ndarray) -> None:
-    """Vertices just above the upper lid (the lid skin) move with it, fading with distance."""
+    """Vertices just above the upper lid move with it: the lash band (LID_SKIN_HOLD, brows
+    excepted) as one piece, so that the lashes come down to the closed lid's margin instead of
+    smearing over it, and the lid skin above with a falloff (LID_SKIN_REACH)."""
     lid = mesh[upper]
     centre = lid.mean(axis=0)
     near = np.linalg.norm(mesh[:, :2] - centre[:2], axis=1) < 0.45 * frame.iod
     moved = set(upper.tolist()) | set(range(468, 478))
+    brows = set(np.concatenate([R.RIGHT_BROW, R.LEFT_BROW]).tolist())
     for j in np.nonzero(near)[0]:
         if j in moved:
             continue
@@ -274,4 +278,6 @@ def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp
         k = int(np.argmin(d))
         above = mesh[j, 1] < lid[k, 1]
         if above:
-            disp[j] = disp[upper[k]] * np.exp(-(d[k] / (LID_SKIN_REACH * frame.iod)) ** 2)
+            held = 0.0 if j in brows else LID_SKIN_HOLD * frame.iod
+            beyond = max(float(d[k]) - held, 0.0)
+            disp[j] = disp[upper[k]] * np.exp(-(beyond / (LID_SKIN_REACH * frame.iod)) ** 2)
