@@ -157,6 +157,36 @@ def test_pixel_map_is_the_bilinear_interpolation_of_the_grid():
     assert m.xy.shape == expected.shape and np.abs(m.xy - expected).max() < 1e-3
 
 
+def test_smooth_areas_are_resampled_bilinearly_and_detailed_ones_bicubically():
+    """Left half a smooth gradient, right half texture: where the picture moves, the smooth
+    half is sampled bilinearly (within DETAIL_LEVELS of bicubic: bilinear is as good there)
+    and the textured half bicubically, exactly as a dense bicubic remap."""
+    from talkinghead.render.warp import DETAIL_LEVELS
+
+    width, height = 128, 64
+    ramp = np.linspace(40, 200, width, dtype=np.float32)[None, :] + np.linspace(0, 30, height)[:, None]
+    picture = np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8)
+    texture = np.random.default_rng(2).integers(0, 255, (height, width // 2, 3), dtype=np.uint8)
+    picture[:, width // 2:] = texture
+    gx, gy = np.meshgrid(np.linspace(0, width - 1, 9), np.linspace(0, height - 1, 5))
+    points = np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32)
+    inner = (points[:, 0] > 0) & (points[:, 0] < width - 1) & (points[:, 1] > 0) & (points[:, 1] < height - 1)
+    disp = np.repeat(np.where(inner, 0.5, 0.0)[:, None], 2, axis=1).astype(np.float32)
+    field = WarpField(points, width, height, 4, picture=picture)
+    m = field.backward_map(disp)
+    kinds = {(x0 < width // 2 - 8, x1 > width // 2 + 8, kind) for x0, _, x1, _, kind in m.spans}
+    assert (True, False, cv2.INTER_LINEAR) in kinds and (False, True, cv2.INTER_CUBIC) in kinds
+    assert all(kind == cv2.INTER_CUBIC for x0, _, x1, _, kind in m.spans if x0 >= width // 2 + 8)
+    out = picture.copy()
+    warp_into(out, Picture.of(picture), m)
+    x0, y0, x1, y1 = m.box
+    dense = cv2.remap(picture, m.xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    got = out[y0:y1, x0:x1].astype(int)
+    split = width // 2 - x0
+    assert np.abs(got[:, :split - 8] - dense[:, :split - 8]).max() <= DETAIL_LEVELS + 1
+    assert np.array_equal(got[:, split + 8:], dense[:, split + 8:])
+
+
 def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
     e = _neutral(crop)
     e[crop.fit.channels.index("jaw_open")] = 0.5

@@ -70,7 +70,7 @@ class Renderer:
         step = grid_step or max(3, int(round(max(x1 - x0, y1 - y0) / 128)))
         self.mobility = _mobility(framing.matte, fit, self.origin)
         self.field = WarpField(np.concatenate([points, border]), x1 - x0, y1 - y0, step,
-                               self.mobility)
+                               self.mobility, self.window)
         self.border_zeros = np.zeros((len(border), 2), np.float32)
         self.look = _mouth_look(framing.image, fit)
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
