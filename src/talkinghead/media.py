@@ -331,16 +331,21 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
     )
     sink.expect(_expected_samples(container, stream, sample_rate))
     limit = MAX_AUDIO_SECONDS * sample_rate
+    pending: list[np.ndarray] = []  # decoded frames (~1000 samples each), added a second at a time
     for frame in container.decode(stream):
-        for out in resampler.resample(frame):
-            sink.add(out.to_ndarray())
-        if sink.size > limit:
+        pending += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        held = sum(len(part) for part in pending)
+        if sink.size + held > limit:
             raise AudioError(
                 f"the recording is longer than {_hours(MAX_AUDIO_SECONDS)}, the most one video "
                 "may last; split it into shorter parts and make one video from each."
             )
-    for out in resampler.resample(None):
-        sink.add(out.to_ndarray())
+        if held >= sample_rate:
+            sink.add(np.concatenate(pending))
+            pending = []
+    pending += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    if pending:
+        sink.add(np.concatenate(pending))
 
 
 class _SampleSink:
