@@ -118,3 +118,25 @@ def test_phrase_plan_streams_recognized_lips_independent_of_chunk_size(portrait,
     assert a[0][0].audio_seen >= short_speech.waveform.duration - 0.02  # one piece: heard whole
     assert not np.allclose(np.stack([f.expression for f, _ in a]),
                            np.stack([f.expression for f, _ in live]))
+
+
+def test_hearing_ahead_waits_for_the_first_frame(portrait, face, short_speech, speech_16k):
+    """``Stream.frames`` hears the chunks in a thread, far ahead of rendering, but only once
+    the first frame is out: hearing holds the GIL for long stretches (PocketSphinx decodes a
+    piece in one call) and would hold the first frame back."""
+    from talkinghead.stream import PlannedMotion
+
+    track = Pipeline(CONFIG).prepare(portrait, short_speech.waveform, phones=short_speech.phones).motion
+    pulled: list[int] = []
+    step = SAMPLE_RATE // 5  # 5 frames a block: more than the render threads take at once
+
+    def chunks():
+        for i in range(0, len(speech_16k), step):
+            pulled.append(i)
+            yield speech_16k[i:i + step]
+
+    frames = Stream(portrait, CONFIG, face=face, motion=PlannedMotion(track)).frames(chunks())
+    next(frames)
+    heard_at_first_frame = len(pulled)
+    assert len(list(frames)) > 10 and len(pulled) >= 10
+    assert heard_at_first_frame <= len(pulled) // 2

@@ -50,6 +50,7 @@ from .types import FaceFit, MotionTrack, Portrait, Waveform
 
 SAMPLE_RATE = 16000
 MOTION_BLOCKS_AHEAD = 1000  # motion blocks (a few kB each) heard ahead of rendering
+FIRST_FRAME_WAIT_S = 5.0  # hearing pauses after a first full block until the first frame is out
 RENDER_THREADS = 2  # when the animated window is at least WINDOW_SHARE of the frame, else 1
 WINDOW_SHARE = 0.5   # (in full mode the encoder of the larger frame is the bottleneck)
 PLANS = ("live", "phrase")
@@ -137,6 +138,7 @@ class Stream:
         self._pool = ThreadPoolExecutor(self.render_threads, thread_name_prefix="render")
         self.render_seconds = 0.0  # busy time of the render threads, added up
         self._clock = threading.Lock()
+        self._first_frame = threading.Event()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -155,10 +157,16 @@ class Stream:
     def frames(self, chunks: Iterable[np.ndarray], duration: float | None = None
                ) -> Iterator[StreamFrame]:
         """Every frame for a whole sequence of audio chunks (then ``finish``). The chunks are
-        heard in a background thread, up to ``MOTION_BLOCKS_AHEAD`` blocks ahead of rendering."""
+        heard in a background thread, up to ``MOTION_BLOCKS_AHEAD`` blocks ahead of rendering,
+        except that after a first block that fills the render threads it waits until the first
+        frame is out: phone recognition holds the GIL (PocketSphinx decodes a piece in one call,
+        ~0.7 s for 20 s of speech) and would hold the first frame back that long."""
         def heard() -> Iterator[tuple[MotionTrack, float]]:
             for chunk in chunks:
-                yield from self._hear(chunk)
+                for block, seen in self._hear(chunk):
+                    yield block, seen
+                    if block.num_frames > self.render_threads:
+                        self._first_frame.wait(FIRST_FRAME_WAIT_S)
             yield from self._hear_end(duration)
 
         with Prefetch(heard(), depth=MOTION_BLOCKS_AHEAD) as blocks:
@@ -203,7 +211,9 @@ class Stream:
     def _frame(self, job: Future, block: MotionTrack, i: int, seen: float) -> StreamFrame:
         k = self.next_frame
         self.next_frame += 1
-        return StreamFrame(k, (k + 0.5) / self.fps, job.result(), seen, block.expression[i],
+        pixels = job.result()
+        self._first_frame.set()
+        return StreamFrame(k, (k + 0.5) / self.fps, pixels, seen, block.expression[i],
                            block.pose[i])
 
 
