@@ -74,7 +74,9 @@ class WarpField:
         self.grid_shape = (rows, cols)
         self.weights = _barycentric_matrix(points.astype(np.float64), gx, gy)
         self.mobility = None if mobility is None else _grid_mobility(mobility, gx, gy)
-        self.detail = None if picture is None else detail_cells(picture, step, self.grid_shape)
+        # a cell's pixels fetch from around its node and its neighbours': detail a cell away counts
+        self.detail = None if picture is None else cv2.dilate(
+            detail_cells(picture, step, self.grid_shape).astype(np.uint8), np.ones((3, 3), np.uint8))
         self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
                                                  np.arange(rows, dtype=np.float32))
         # positions of the nodes with one extra node on every side (index k is node k - 1)
@@ -156,7 +158,7 @@ class WarpField:
         moving = cv2.dilate(moving, np.ones((3, 3), np.uint8)).astype(bool)
         sharp = moving if sharp is None else sharp & moving
         if self.detail is not None:
-            sharp = sharp & self._fetches_detail(back)
+            sharp = self._fetching_detail(sharp, back)
         spans = _band_spans(moving, sharp, self.step, self.width, self.height)
         if not spans:
             return BackwardMap((0, 0, 0, 0), np.zeros((0, 0, 2), np.float32))
@@ -164,15 +166,13 @@ class WarpField:
                max(sp[2] for sp in spans), max(sp[3] for sp in spans))
         return BackwardMap(box, self._upsample(back, box), tuple(spans))
 
-    def _fetches_detail(self, back: np.ndarray) -> np.ndarray:
-        """(rows, cols) bool: the cells whose pixels fetch source pixels from a detailed cell,
-        for a (rows, cols, 2) backward grid ``back`` (pixels); a cell's pixels fetch from
-        around its own node and its neighbours', hence the 3 × 3 dilation."""
-        rows, cols = self.grid_shape
-        r = np.clip(np.rint(self._grid_y + back[..., 1] / self.step), 0, rows - 1).astype(np.intp)
-        c = np.clip(np.rint(self._grid_x + back[..., 0] / self.step), 0, cols - 1).astype(np.intp)
-        fetched = self.detail[r, c].astype(np.uint8)
-        return cv2.dilate(fetched, np.ones((3, 3), np.uint8)).astype(bool)
+    def _fetching_detail(self, cells: np.ndarray, back: np.ndarray) -> np.ndarray:
+        """The (rows, cols) bool ``cells`` that fetch their pixels from (around) a detailed
+        cell of the source, for a (rows, cols, 2) backward grid ``back`` (pixels)."""
+        fetched = cv2.remap(self.detail, self._grid_x + back[..., 0] / self.step,
+                            self._grid_y + back[..., 1] / self.step, cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_REPLICATE)
+        return cells & fetched.astype(bool)
 
     def _upsample(self, back: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(y1 - y0, x1 - x0, 2) float32 source positions of the pixels of ``box`` (x0, y0,
