@@ -277,6 +277,21 @@ def _meta_progress():
     return report
 
 
+class _Worker(Worker):
+    """RQ's worker, without the wait of up to a minute at shutdown: RQ 3.0's ``unsubscribe``
+    ends with ``pubsub.close()``, which waits for the listening thread, and that thread may be
+    back in a 60 s read (its ``sleep_time``; rq/rq#1613): in 3 of 6 full test runs here a
+    worker's log ended at "unsubscribing" and SIGINT did not stop it within 20-60 s. The
+    thread is a daemon and this runs only as the worker shuts down, so the connection is
+    left to the process's exit."""
+
+    def unsubscribe(self) -> None:
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=1)
+
+
 def run_worker(queue_url: str, name: str | None = None, burst: bool = False,
                quiet: bool = False) -> bool:
     """Run an RQ worker on the talkinghead queue until stopped (SIGTERM/SIGINT: after the job
@@ -284,5 +299,5 @@ def run_worker(queue_url: str, name: str | None = None, burst: bool = False,
     import talkinghead.server.worker  # noqa: F401  imported once here, so work horses fork warm
 
     conn = connect(queue_url)
-    worker = Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name=name)
+    worker = _Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name=name)
     return worker.work(burst=burst, logging_level="WARNING" if quiet else "INFO")
