@@ -144,9 +144,9 @@ class WarpField:
                      smooth: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
         bands; ``sharp``: (rows, cols) bool cells resampled bicubically (None: all of them)
-        where they fetch detail (see ``picture``), the rest bilinearly (3-5× cheaper). ``within``: the map of that (x0, y0, x1, y1) pixel
-        rectangle instead, moving or not, one bicubic span. ``folds``, ``smooth``: see
-        ``grid_backward``."""
+        where they fetch detail (see ``picture``), the rest bilinearly (3-5× cheaper).
+        ``within``: the map of that (x0, y0, x1, y1) pixel rectangle instead, moving or not,
+        one bicubic span. ``folds``, ``smooth``: see ``grid_backward``."""
         back = self.grid_backward(displacement, folds, smooth)
         if within is not None:
             x0, y0 = max(within[0], 0), max(within[1], 0)
