@@ -332,9 +332,11 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
     sink.expect(_expected_samples(container, stream, sample_rate))
     limit = MAX_AUDIO_SECONDS * sample_rate
     pending: list[np.ndarray] = []  # decoded frames (~1000 samples each), added a second at a time
+    held = 0
     for frame in container.decode(stream):
-        pending += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-        held = sum(len(part) for part in pending)
+        for out in resampler.resample(frame):
+            pending.append(out.to_ndarray().reshape(-1))
+            held += pending[-1].size
         if sink.size + held > limit:
             raise AudioError(
                 f"the recording is longer than {_hours(MAX_AUDIO_SECONDS)}, the most one video "
@@ -342,7 +344,7 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
             )
         if held >= sample_rate:
             sink.add(np.concatenate(pending))
-            pending = []
+            pending, held = [], 0
     pending += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     if pending:
         sink.add(np.concatenate(pending))

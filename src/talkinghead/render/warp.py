@@ -14,6 +14,7 @@ other pixel is the source pixel, untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -220,10 +221,9 @@ def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
                       borderMode=cv2.BORDER_REPLICATE)
 
 
-HALF_PIXEL_TAPS = {  # 1-D weights of the samples around a point half-way between two pixels
-    cv2.INTER_CUBIC: np.array([-0.09375, 0.59375, 0.59375, -0.09375], np.float32),  # Keys, a = -0.75
-    cv2.INTER_LINEAR: np.array([0.0, 0.5, 0.5, 0.0], np.float32),
-}
+# 1-D weights of the four samples around a point half-way between two pixels
+HALF_PIXEL_CUBIC = np.array([-0.09375, 0.59375, 0.59375, -0.09375], np.float32)  # Keys, a = -0.75
+HALF_PIXEL_LINEAR = np.array([0.0, 0.5, 0.5, 0.0], np.float32)
 
 
 def detail_cells(picture: np.ndarray, step: int, grid_shape: tuple[int, int],
@@ -233,8 +233,8 @@ def detail_cells(picture: np.ndarray, step: int, grid_shape: tuple[int, int],
     pixels in both axes (where they differ most): edges and texture. Elsewhere (smooth skin,
     blurred backgrounds, upscaled photos) bilinear sampling is as good and 3-5× cheaper."""
     pixels = picture.astype(np.float32)
-    cubic, linear = (cv2.sepFilter2D(pixels, -1, taps, taps, borderType=cv2.BORDER_REPLICATE)
-                     for taps in (HALF_PIXEL_TAPS[cv2.INTER_CUBIC], HALF_PIXEL_TAPS[cv2.INTER_LINEAR]))
+    cubic = cv2.sepFilter2D(pixels, -1, HALF_PIXEL_CUBIC, HALF_PIXEL_CUBIC, borderType=cv2.BORDER_REPLICATE)
+    linear = cv2.sepFilter2D(pixels, -1, HALF_PIXEL_LINEAR, HALF_PIXEL_LINEAR, borderType=cv2.BORDER_REPLICATE)
     error = cv2.absdiff(cubic, linear)
     error = cv2.max(cv2.max(error[..., 0], error[..., 1]), error[..., 2])
     rows, cols = grid_shape
@@ -306,7 +306,7 @@ def _band_spans(moving: np.ndarray, sharp: np.ndarray, step: int, width: int,
         for a, b in _runs(fine, SPAN_GAP_CELLS):
             edges += [a, b]
         edges.append(c1)
-        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        for k, (a, b) in enumerate(pairwise(edges)):
             x0, x1 = a * step, min(b * step, width)
             if x1 > x0:
                 spans.append((x0, y0, x1, y1, cv2.INTER_CUBIC if k % 2 else cv2.INTER_LINEAR))
