@@ -284,6 +284,43 @@ def test_a_blink_brings_the_lash_band_down_with_the_lid_and_leaves_the_brows(cro
     assert np.abs(drop[brows]).max() < 0.04 * iod
 
 
+def test_the_lid_strip_carries_each_column_down_by_its_drop():
+    from talkinghead.render.renderer import _lid_strip
+
+    xs = np.linspace(10, 50, 9)
+    opened = np.column_stack([xs, 20 - 6 * np.sin(np.pi * (xs - 10) / 40)])
+    closing = opened + [0, 5] * np.sin(np.pi * (xs - 10) / 40)[:, None]   # drops 5 px mid-eye
+    h, w = 40, 60
+    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1).astype(np.float32)
+    cover, source = _lid_strip(closing, opened, grid, 6.0, 3.0)
+    lid = 19.0  # the closing lid at x = 30 (20 - 6 + 5)
+    assert np.all(cover[int(lid) - 6:int(lid), 30] == 1)
+    assert cover[int(lid) + 1:, 30].max() == 0 and cover[:int(lid) - 9, 30].max() == 0
+    np.testing.assert_allclose(source[10:19, 30, 1], np.arange(10, 19) - 5, atol=1e-4)
+    np.testing.assert_allclose(source[..., 0], grid[..., 0], atol=1e-4)
+    assert cover[:, :10].max() == 0 and cover[:, 51:].max() == 0     # beyond the corners
+
+
+def test_a_closed_lid_shows_the_open_lids_lashes_just_above_it(crop):
+    """At full closure the few pixels above the closed upper lid are those above the open lid
+    (its lashes), not the eye opening squeezed under them: the coarse warp alone left the lash
+    line short of the closed lid, 17-40 grey levels off there."""
+    e, pose = _neutral(crop), _pose()
+    grey = [cv2.cvtColor(crop.render(e, pose, b), cv2.COLOR_RGB2GRAY).astype(np.float32) for b in (1.0, 0.0)]
+    meshes = [crop.posed_mesh(e, pose, b) for b in (1.0, 0.0)]
+    rows = np.arange(1, int(0.06 * crop.fit.iod) + 1, dtype=np.float32)
+    for upper in (R.RIGHT_UPPER_LID, R.LEFT_UPPER_LID):
+        lids = [m[upper, :2][np.argsort(m[upper, 0])] for m in meshes]
+        x0, x1 = lids[0][0, 0], lids[0][-1, 0]
+        off = []
+        for x in np.arange(np.ceil(x0 + 0.3 * (x1 - x0)), x1 - 0.3 * (x1 - x0)):
+            above = [cv2.remap(g, np.full((len(rows), 1), x, np.float32),
+                               (np.interp(x, *lid.T) - rows)[:, None].astype(np.float32),
+                               cv2.INTER_LINEAR)[:, 0] for g, lid in zip(grey, lids)]
+            off.append(np.abs(above[0] - above[1]).mean())
+        assert np.mean(off) < 8
+
+
 def test_folds_are_relaxed_except_where_eyes_and_lips_must_close():
     from talkinghead.render.warp import UNFOLD_MIN_AREA, fold_measure, unfolded
 

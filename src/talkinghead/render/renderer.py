@@ -8,6 +8,7 @@ import numpy as np
 
 from ..face import regions as R
 from ..face.crop import Framing
+from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
 from .mouth import MouthLook, added_blur, between_curves, paint_mouth, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
@@ -23,7 +24,9 @@ MOUTH_AREA_IOD = 0.25  # the photo's sharpness is judged on the lips and this mu
 EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
 LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band above the upper lid,
-                            # in openings (clear of the lash line, which the warp moves down)
+                            # in openings (clear of the lash line, which moves down as a strip)
+LID_STRIP_FADE_IOD = 0.04  # the lid strip (LID_SKIN_HOLD) fades into the warped lid skin over this
+LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops less than this × its most
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     np.concatenate([R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID]),
@@ -144,26 +147,38 @@ class Renderer:
     def _paint_eyeballs(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
                         mesh: np.ndarray, folds: np.ndarray) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
-        lid slides over an eyeball that keeps its shape, instead of squashing the iris.
+        lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
+        the closing upper lid, show the open lid's lashes and skin moved down with it as one
+        strip (``_lid_strip``): the coarse warp cannot fold the opening away under a band a few
+        pixels high, and left the lashes short of the closed lid with eye showing between.
         ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local = mesh[:, :2] - self.origin
+        lid_reach = (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod
         for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
             box = _box(np.concatenate([opening, still[upper, :2] - self.origin]), 3, window.shape)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
+            box = (box[0], max(box[1] - int(np.ceil(lid_reach)), 0), box[2], box[3])
             eye = self.field.backward_map(still_local, box, folds=folds, smooth=still_rigid)
             x0, y0, x1, y1 = eye.box
             mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
                                   (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
+            lid, lid_xy = _lid_strip(local[upper] - [x0, y0], still[upper, :2] - self.origin - [x0, y0],
+                                     eye.xy, LID_SKIN_HOLD * self.fit.iod,
+                                     LID_STRIP_FADE_IOD * self.fit.iod)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            strip = cv2.remap(self.window, lid_xy, None, cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             patch = window[y0:y1, x0:x1].astype(np.float32)
-            window[y0:y1, x0:x1] = (patch + (ball - patch) * mask[..., None] + 0.5).astype(np.uint8)
+            patch += (ball - patch) * mask[..., None]
+            patch += (strip - patch) * lid[..., None]
+            window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
 
     def _folding_cells(self, mesh: np.ndarray) -> np.ndarray:
         """(rows, cols) bool grid cells where the warp may fold: the eye and mouth openings
@@ -281,6 +296,28 @@ def _lid_skin(xy: np.ndarray, upper: np.ndarray,
     near, far = LID_SKIN_BAND
     lid_y = top - (near + (far - near) * (1 - v)) * height
     return depth, np.stack([sx, lid_y], axis=-1).astype(np.float32)
+
+
+def _lid_strip(closing: np.ndarray, opened: np.ndarray, xy: np.ndarray, height: float,
+               fade: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lashes and lid skin just above a closing upper lid, carried down rigidly: for its
+    posed ``closing`` contour, the same lid ``opened`` ((K, 2) box pixels, corner to corner)
+    and the open eye's (h, w, 2) source positions ``xy`` in the box, (h, w) float32 coverage
+    (the ``height`` px above the closing lid, faded in over ``fade`` px above that, ending at
+    the lid as ``between_curves`` begins, and towards the corners with the drop) and (h, w, 2)
+    float32 source positions: each column of the open lid moved down by that column's drop."""
+    h, w = xy.shape[:2]
+    closing, opened = closing[np.argsort(closing[:, 0])], opened[np.argsort(opened[:, 0])]
+    xs = np.arange(w, dtype=np.float32)
+    lid = np.interp(xs, closing[:, 0], closing[:, 1])
+    drop = lid - np.interp(xs, opened[:, 0], opened[:, 1])
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    below = ys - lid[None, :]
+    cover = np.clip((below + height + fade) / fade, 0, 1) * np.clip(-below, 0, 1)
+    cover *= np.clip(drop / max(LID_STRIP_TAPER * float(drop.max()), 1e-3), 0, 1)
+    source = cv2.remap(xy, np.broadcast_to(xs, (h, w)), (ys - drop[None, :]).astype(np.float32),
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cover.astype(np.float32), source
 
 
 def _mobility(matte: np.ndarray | None, fit: FaceFit, origin: np.ndarray) -> np.ndarray | None:
