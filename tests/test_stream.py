@@ -140,3 +140,36 @@ def test_hearing_ahead_waits_for_the_first_frame(portrait, face, short_speech, s
     heard_at_first_frame = len(pulled)
     assert len(list(frames)) > 10 and len(pulled) >= 10
     assert heard_at_first_frame <= len(pulled) // 2
+
+
+def test_opencv_runs_serially_while_several_render_threads_render(portrait, face, speech_16k):
+    """Two render threads already fill the cores; OpenCV's pool is cut to one thread while
+    they render, and given back its count afterwards, also when streams overlap."""
+    import threading
+
+    import cv2
+
+    from talkinghead.render.parallel import opencv_serial
+
+    before = cv2.getNumThreads()
+    stream = Stream(portrait, CONFIG, face=face)
+    assert stream.render_threads > 1
+    seen = [cv2.getNumThreads() for _ in stream.frames([speech_16k])]
+    assert len(seen) > 10 and set(seen) == {1}
+    assert cv2.getNumThreads() == before
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with opencv_serial():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    inside.wait(5)
+    with opencv_serial():
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == 1  # the other block still runs
+    release.set()
+    worker.join()
+    assert cv2.getNumThreads() == before

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
 from math import gcd
@@ -43,6 +44,7 @@ from .face.model import fit_face
 from .media import VideoWriter, check_output_path, load_audio
 from .motion.live import LOOKAHEAD_S, LiveMotion
 from .motion.track import num_frames_for
+from .render.parallel import opencv_serial
 from .render.prefetch import Prefetch
 from .render.renderer import Renderer
 from .segments import PhraseMotion
@@ -191,15 +193,17 @@ class Stream:
 
     def _render(self, blocks: Iterable[tuple[MotionTrack, float]]) -> Iterator[StreamFrame]:
         """The frames of ``blocks``, in order; ``render_threads`` render consecutive frames at
-        once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
+        once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL), with
+        OpenCV's own pool cut to one thread meanwhile when they are several."""
         pending: deque[tuple[Future, MotionTrack, int, float]] = deque()
-        for block, seen in blocks:
-            for i in range(block.num_frames):
-                pending.append((self._pool.submit(self._render_one, block, i), block, i, seen))
-                if len(pending) > self.render_threads:
-                    yield self._frame(*pending.popleft())
-        while pending:
-            yield self._frame(*pending.popleft())
+        with opencv_serial() if self.render_threads > 1 else nullcontext():
+            for block, seen in blocks:
+                for i in range(block.num_frames):
+                    pending.append((self._pool.submit(self._render_one, block, i), block, i, seen))
+                    if len(pending) > self.render_threads:
+                        yield self._frame(*pending.popleft())
+            while pending:
+                yield self._frame(*pending.popleft())
 
     def _render_one(self, block: MotionTrack, i: int) -> np.ndarray:
         t = time.perf_counter()
