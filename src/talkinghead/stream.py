@@ -27,9 +27,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from concurrent.futures import Future, ThreadPoolExecutor
 from math import gcd
 from pathlib import Path
 from typing import Protocol
