@@ -148,12 +148,14 @@ def test_blinks_have_natural_rate_duration_and_shape():
     assert lengths.min() >= 0.1 and lengths.max() <= 0.4
     assert (gaps < 0.8).any()                                  # occasional double blinks
     track = blink_track(np.random.default_rng(2), 100.0, 3000)  # 100 fps: see the lid's shape
-    peaks = np.nonzero(track == 1.0)[0]
-    assert len(peaks) >= 4
-    for p in peaks[:4]:
+    shut = np.flatnonzero(np.diff((track >= 0.99).astype(int)) == 1) + 1  # first shut frames
+    assert len(shut) >= 4
+    for p in shut[:4]:
         before = np.argmax(track[p::-1] < 0.05)
-        after = np.argmax(track[p:] < 0.05)
+        held = np.argmax(track[p:] < 0.99)
+        after = np.argmax(track[p + held:] < 0.05)
         assert before < after                                  # closes faster than it opens
+        assert 3 <= held <= 9                                  # and stays shut 30-90 ms
     rest = track[track < 1.0]
     assert np.mean(rest > 0.5) < 0.05                          # never resting half closed
 

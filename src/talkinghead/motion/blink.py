@@ -1,7 +1,7 @@
 """Blinks: a seeded renewal process with a natural rate and an asymmetric lid profile.
 
 Intervals are gamma-distributed (about 17 per minute), some blinks come in pairs, each lasts
-100–400 ms with a quick close and a slower reopening; eyes never rest half-closed.
+100–400 ms: a quick close, a moment shut, a slower reopening; eyes never rest half-closed.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ MIN_INTERVAL_S = 1.0
 SHAPE = 3.0
 DOUBLE_BLINK_P = 0.08
 DURATION_S = (0.16, 0.32)
-CLOSE_SHARE = 0.35
+CLOSE_SHARE = 0.3   # of a blink's length: closing, ...
+HOLD_SHARE = 0.2    # ... then shut (real blinks stay shut for 2-3 frames at 25 fps), then reopening
 
 
 def blink_times(rng: np.random.Generator, duration_s: float,
@@ -39,7 +40,7 @@ def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
     out = np.zeros(num_frames, dtype=np.float32)
     for start, length in blink_times(rng, num_frames / fps, rate_gain):
         out = np.maximum(out, lid_profile(times - start, length))
-        peak = int(round((start + length * CLOSE_SHARE) * fps))
+        peak = int(round((start + length * (CLOSE_SHARE + HOLD_SHARE / 2)) * fps))
         if peak < num_frames:
             out[peak] = 1.0
     return out
@@ -47,9 +48,9 @@ def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
 
 def lid_profile(t: np.ndarray, length: float) -> np.ndarray:
     """Closure at times ``t`` (seconds after the blink starts) for a blink of ``length`` s."""
-    close = length * CLOSE_SHARE
+    close, shut = length * CLOSE_SHARE, length * (CLOSE_SHARE + HOLD_SHARE)
     closing = np.sin(np.clip(t / close, 0, 1) * np.pi / 2) ** 2
-    opening = np.cos(np.clip((t - close) / (length - close), 0, 1) * np.pi / 2) ** 2
+    opening = np.cos(np.clip((t - shut) / (length - shut), 0, 1) * np.pi / 2) ** 2
     inside = (t >= 0) & (t <= length)
     return np.where(t < close, closing, opening) * inside
 
