@@ -99,7 +99,7 @@ class Renderer:
         warp_into(window, self.source, backward)
         if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyeballs(window, expression, pose, mesh, folds)
+            self._paint_eyes(window, expression, pose, mesh, folds)
         local = mesh[:, :2] - self.origin
         paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
                     self._interior_opacity(mesh))
@@ -144,8 +144,8 @@ class Renderer:
             mixed = patch + (skin - patch) * leak[..., None]
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
 
-    def _paint_eyeballs(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
-                        mesh: np.ndarray, folds: np.ndarray) -> None:
+    def _paint_eyes(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
+                    mesh: np.ndarray, folds: np.ndarray) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
         lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
@@ -156,21 +156,20 @@ class Renderer:
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
-        local = mesh[:, :2] - self.origin
-        lid_reach = (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod
+        local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
+        strip_reach = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
         for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
-            box = _box(np.concatenate([opening, still[upper, :2] - self.origin]), 3, window.shape)
+            box = _box(np.concatenate([opening, opened[upper], opened[upper] - strip_reach]), 3,
+                       window.shape)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
-            box = (box[0], max(box[1] - int(np.ceil(lid_reach)), 0), box[2], box[3])
             eye = self.field.backward_map(still_local, box, folds=folds, smooth=still_rigid)
             x0, y0, x1, y1 = eye.box
             mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
                                   (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
-            lid, lid_xy = _lid_strip(local[upper] - [x0, y0], still[upper, :2] - self.origin - [x0, y0],
-                                     eye.xy, LID_SKIN_HOLD * self.fit.iod,
-                                     LID_STRIP_FADE_IOD * self.fit.iod)
+            lid, lid_xy = _lid_strip(local[upper] - [x0, y0], opened[upper] - [x0, y0], eye.xy,
+                                     LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod)
             ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             strip = cv2.remap(self.window, lid_xy, None, cv2.INTER_CUBIC,
