@@ -284,21 +284,28 @@ def test_a_blink_brings_the_lash_band_down_with_the_lid_and_leaves_the_brows(cro
     assert np.abs(drop[brows]).max() < 0.04 * iod
 
 
-def test_the_lid_strip_carries_each_column_down_by_its_drop():
-    from talkinghead.render.renderer import _lid_strip
+def test_a_closing_lid_carries_its_strip_down_and_hangs_its_lashes_below():
+    from talkinghead.render.renderer import LASH_HANG, _lid_layers
 
     xs = np.linspace(10, 50, 9)
     opened = np.column_stack([xs, 20 - 6 * np.sin(np.pi * (xs - 10) / 40)])
     closing = opened + [0, 5] * np.sin(np.pi * (xs - 10) / 40)[:, None]   # drops 5 px mid-eye
     h, w = 40, 60
     grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1).astype(np.float32)
-    cover, source = _lid_strip(closing, opened, grid, 6.0, 3.0)
-    lid = 19.0  # the closing lid at x = 30 (20 - 6 + 5)
-    assert np.all(cover[int(lid) - 6:int(lid), 30] == 1)
-    assert cover[int(lid) + 1:, 30].max() == 0 and cover[:int(lid) - 9, 30].max() == 0
-    np.testing.assert_allclose(source[10:19, 30, 1], np.arange(10, 19) - 5, atol=1e-4)
-    np.testing.assert_allclose(source[..., 0], grid[..., 0], atol=1e-4)
-    assert cover[:, :10].max() == 0 and cover[:, 51:].max() == 0     # beyond the corners
+    layers = _lid_layers(closing, opened, grid, 6.0, 3.0, 1.0)
+    lid = 19  # the closing lid at x = 30 (20 - 6 + 5)
+    assert np.all(layers.strip[lid - 6:lid, 30] == 1)
+    assert layers.strip[lid + 1:, 30].max() == 0 and layers.strip[:lid - 9, 30].max() == 0
+    np.testing.assert_allclose(layers.strip_xy[10:19, 30, 1], np.arange(10, 19) - 5, atol=1e-4)
+    np.testing.assert_allclose(layers.strip_xy[..., 0], grid[..., 0], atol=1e-4)
+    hang = int(LASH_HANG * 6)
+    assert np.all(np.diff(layers.lashes[lid + 1:lid + hang + 1, 30]) < 0)  # fading downwards
+    assert layers.lashes[:lid + 1, 30].max() == 0 and layers.lashes[lid + hang:, 30].max() == 0
+    # a row k below the lid shows the open lid k rows above its margin: mirrored
+    np.testing.assert_allclose(layers.lashes_xy[lid + 1:lid + 4, 30, 1], 14 - np.arange(1, 4), atol=1e-4)
+    for cover in (layers.strip, layers.lashes):
+        assert cover[:, :10].max() == 0 and cover[:, 51:].max() == 0   # beyond the corners
+    assert _lid_layers(closing, opened, grid, 6.0, 3.0, 0.0).lashes.max() == 0
 
 
 def test_a_closed_lid_shows_the_open_lids_lashes_just_above_it(crop):

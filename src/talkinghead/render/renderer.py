@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -27,7 +28,10 @@ LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band abov
                             # in openings (clear of the lash line, which moves down as a strip)
 LID_STRIP_FADE_IOD = 0.04  # the lid strip (LID_SKIN_HOLD) fades into the warped lid skin over this
 LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops less than this × its most
+LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (mirrored, darken only)
+LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
+EYES = ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID))
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     np.concatenate([R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID]),
     np.concatenate([R.LEFT_UPPER_LID, R.LEFT_LOWER_LID]),
@@ -97,9 +101,10 @@ class Renderer:
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
         warp_into(window, self.source, backward)
-        if float(np.max(self._lid_weights(expression, blink))) > EYEBALL_MIN_CLOSURE:
+        lids = self._lid_weights(expression, blink)
+        if float(np.max(lids)) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyes(window, expression, pose, mesh, folds)
+            self._paint_eyes(window, expression, pose, mesh, folds, lids)
         local = mesh[:, :2] - self.origin
         paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
                     self._interior_opacity(mesh))
@@ -122,7 +127,7 @@ class Renderer:
         white would show through the lid), fetch lid skin instead: the band above the photo's
         upper lid, its lash line at the bottom, stretched down over the opening."""
         local = mesh[:, :2] - self.origin
-        for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
+        for upper, lower in EYES:
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
             source_upper = self.fit.mesh[upper, :2] - self.origin
             source_lower = self.fit.mesh[lower, :2] - self.origin
@@ -145,22 +150,24 @@ class Renderer:
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
 
     def _paint_eyes(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
-                    mesh: np.ndarray, folds: np.ndarray) -> None:
+                    mesh: np.ndarray, folds: np.ndarray, lids: np.ndarray) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
         lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
-        strip (``_lid_strip``): the coarse warp cannot fold the opening away under a band a few
-        pixels high, and left the lashes short of the closed lid with eye showing between.
+        strip, and below it its lashes hanging down (``_lid_layers``): the coarse warp cannot
+        fold the opening away under a band a few pixels high, and left the lashes short of the
+        closed lid with eye showing between. ``lids``: (2,) closure of the left and right eye.
         ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
-        strip_reach = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
-        for upper, lower in ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID)):
+        above = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
+        below = [0, LASH_HANG * LID_SKIN_HOLD * self.fit.iod]
+        for (upper, lower), closure in zip(EYES, lids[::-1]):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
-            box = _box(np.concatenate([opening, opened[upper], opened[upper] - strip_reach]), 3,
+            box = _box(np.concatenate([opening, local[upper] + below, opened[upper] - above]), 3,
                        window.shape)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
@@ -168,15 +175,16 @@ class Renderer:
             x0, y0, x1, y1 = eye.box
             mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
                                   (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
-            lid, lid_xy = _lid_strip(local[upper] - [x0, y0], opened[upper] - [x0, y0], eye.xy,
-                                     LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod)
-            ball = cv2.remap(self.window, eye.xy, None, cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            strip = cv2.remap(self.window, lid_xy, None, cv2.INTER_CUBIC,
-                              borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            layers = _lid_layers(local[upper] - [x0, y0], opened[upper] - [x0, y0], eye.xy,
+                                 LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod,
+                                 float(closure))
+            ball, strip, lashes = (cv2.remap(self.window, at, None, cv2.INTER_CUBIC,
+                                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+                                   for at in (eye.xy, layers.strip_xy, layers.lashes_xy))
             patch = window[y0:y1, x0:x1].astype(np.float32)
             patch += (ball - patch) * mask[..., None]
-            patch += (strip - patch) * lid[..., None]
+            patch += (strip - patch) * layers.strip[..., None]
+            patch += (np.minimum(patch, lashes) - patch) * layers.lashes[..., None]
             window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
 
     def _folding_cells(self, mesh: np.ndarray) -> np.ndarray:
@@ -297,26 +305,47 @@ def _lid_skin(xy: np.ndarray, upper: np.ndarray,
     return depth, np.stack([sx, lid_y], axis=-1).astype(np.float32)
 
 
-def _lid_strip(closing: np.ndarray, opened: np.ndarray, xy: np.ndarray, height: float,
-               fade: float) -> tuple[np.ndarray, np.ndarray]:
-    """The lashes and lid skin just above a closing upper lid, carried down rigidly: for its
-    posed ``closing`` contour, the same lid ``opened`` ((K, 2) box pixels, corner to corner)
-    and the open eye's (h, w, 2) source positions ``xy`` in the box, (h, w) float32 coverage
-    (the ``height`` px above the closing lid, faded in over ``fade`` px above that, ending at
-    the lid as ``between_curves`` begins, and towards the corners with the drop) and (h, w, 2)
-    float32 source positions: each column of the open lid moved down by that column's drop."""
+class LidLayers(NamedTuple):
+    """What a closing upper lid shows over the warp, in an eye's box: the ``strip`` (lashes
+    and lid skin just above the lid, carried down with it) and the ``lashes`` hanging below it
+    (the strip mirrored at the lid, drawn where darker): (h, w) float32 coverages and (h, w, 2)
+    float32 source positions ``strip_xy``, ``lashes_xy`` in the photo's window."""
+
+    strip: np.ndarray
+    strip_xy: np.ndarray
+    lashes: np.ndarray
+    lashes_xy: np.ndarray
+
+
+def _lid_layers(closing: np.ndarray, opened: np.ndarray, xy: np.ndarray, height: float,
+                fade: float, closure: float) -> LidLayers:
+    """For a lid's posed ``closing`` contour, the same lid ``opened`` ((K, 2) box pixels,
+    corner to corner), the open eye's (h, w, 2) source positions ``xy`` in the box and the
+    lid's ``closure`` in [0, 1]: the strip covers the ``height`` px above the closing lid,
+    faded in over ``fade`` px above that and ending at the lid as ``between_curves`` begins,
+    each column of the open lid moved down by that column's drop; the hanging lashes reach
+    LASH_HANG × ``height`` below the lid, fading, as the lids meet (closure from LASHES_FROM
+    to 1). Both fade towards the corners with the drop."""
     h, w = xy.shape[:2]
     closing, opened = closing[np.argsort(closing[:, 0])], opened[np.argsort(opened[:, 0])]
     xs = np.arange(w, dtype=np.float32)
     lid = np.interp(xs, closing[:, 0], closing[:, 1])
     drop = lid - np.interp(xs, opened[:, 0], opened[:, 1])
+    taper = np.clip(drop / max(LID_STRIP_TAPER * float(drop.max()), 1e-3), 0, 1)
     ys = np.arange(h, dtype=np.float32)[:, None]
     below = ys - lid[None, :]
-    cover = np.clip((below + height + fade) / fade, 0, 1) * np.clip(-below, 0, 1)
-    cover *= np.clip(drop / max(LID_STRIP_TAPER * float(drop.max()), 1e-3), 0, 1)
-    source = cv2.remap(xy, np.broadcast_to(xs, (h, w)), (ys - drop[None, :]).astype(np.float32),
-                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return cover.astype(np.float32), source
+    strip = np.clip((below + height + fade) / fade, 0, 1) * np.clip(-below, 0, 1) * taper
+    meet = np.clip((closure - LASHES_FROM) / (1 - LASHES_FROM), 0, 1)
+    lashes = np.clip(1 - below / (LASH_HANG * height), 0, 1) * (below > 0) * taper * meet ** 2
+    columns = np.broadcast_to(xs, (h, w))
+    rows = ys - drop[None, :]
+
+    def fetch(at: np.ndarray) -> np.ndarray:
+        return cv2.remap(xy, columns, at.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    return LidLayers(strip.astype(np.float32), fetch(rows), lashes.astype(np.float32),
+                     fetch(rows - 2 * np.maximum(below, 0)))
 
 
 def _mobility(matte: np.ndarray | None, fit: FaceFit, origin: np.ndarray) -> np.ndarray | None:
