@@ -31,7 +31,7 @@ LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops 
 LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (mirrored, darken only)
 LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
-EYES = ((R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID), (R.LEFT_UPPER_LID, R.LEFT_LOWER_LID))
+EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     np.concatenate([R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID]),
     np.concatenate([R.LEFT_UPPER_LID, R.LEFT_LOWER_LID]),
@@ -156,7 +156,7 @@ class Renderer:
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
         strip, and below it its lashes hanging down (``_lid_layers``): the coarse warp cannot
         fold the opening away under a band a few pixels high, and left the lashes short of the
-        closed lid with eye showing between. ``lids``: (2,) closure of the left and right eye.
+        closed lid with eye showing between. ``lids``: (2,) closure of each of the EYES.
         ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
@@ -165,7 +165,7 @@ class Renderer:
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
         above = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
         below = [0, LASH_HANG * LID_SKIN_HOLD * self.fit.iod]
-        for (upper, lower), closure in zip(EYES, lids[::-1]):
+        for (upper, lower), closure in zip(EYES, lids):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
             box = _box(np.concatenate([opening, local[upper] + below, opened[upper] - above]), 3,
                        window.shape)
