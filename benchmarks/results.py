@@ -107,7 +107,8 @@ the true phones: share of /p b m/ with the lips closed, of open vowels with the 
 **Speed** (`python benchmarks/speed.py --markdown`): real-time factor = wall time /
 audio duration, files in to mp4 out, in a fresh process; RTF is the median of the runs, best
 RTF the fastest (identical runs differ by up to ±25 % on this shared machine); stage columns in
-seconds per audio second.
+seconds per audio second. To compare two versions of the renderer, use
+`python benchmarks/render_frame.py` (one frame on one thread, best of several rounds).
 
 {speed}
 
