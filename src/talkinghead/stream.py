@@ -162,7 +162,9 @@ class Stream:
         heard in a background thread, up to ``MOTION_BLOCKS_AHEAD`` blocks ahead of rendering,
         except that after a first block that fills the render threads it waits until the first
         frame is out: phone recognition holds the GIL (PocketSphinx decodes a piece in one call,
-        ~0.7 s for 20 s of speech) and would hold the first frame back that long."""
+        ~0.7 s for 20 s of speech) and would hold the first frame back that long. Meanwhile, when
+        several render threads keep the cores busy, OpenCV's own pool is cut to one thread
+        (``feed`` renders a frame or two at a time, for latency, and keeps it)."""
         def heard() -> Iterator[tuple[MotionTrack, float]]:
             for chunk in chunks:
                 for block, seen in self._hear(chunk):
@@ -171,7 +173,8 @@ class Stream:
                         self._first_frame.wait(FIRST_FRAME_WAIT_S)
             yield from self._hear_end(duration)
 
-        with Prefetch(heard(), depth=MOTION_BLOCKS_AHEAD) as blocks:
+        serial = opencv_serial() if self.render_threads > 1 else nullcontext()
+        with Prefetch(heard(), depth=MOTION_BLOCKS_AHEAD) as blocks, serial:
             yield from self._render(blocks)
 
     def _hear(self, samples: np.ndarray) -> list[tuple[MotionTrack, float]]:
@@ -193,17 +196,15 @@ class Stream:
 
     def _render(self, blocks: Iterable[tuple[MotionTrack, float]]) -> Iterator[StreamFrame]:
         """The frames of ``blocks``, in order; ``render_threads`` render consecutive frames at
-        once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL), with
-        OpenCV's own pool cut to one thread meanwhile when they are several."""
+        once (``Renderer.render`` keeps no state; NumPy and OpenCV release the GIL)."""
         pending: deque[tuple[Future, MotionTrack, int, float]] = deque()
-        with opencv_serial() if self.render_threads > 1 else nullcontext():
-            for block, seen in blocks:
-                for i in range(block.num_frames):
-                    pending.append((self._pool.submit(self._render_one, block, i), block, i, seen))
-                    if len(pending) > self.render_threads:
-                        yield self._frame(*pending.popleft())
-            while pending:
-                yield self._frame(*pending.popleft())
+        for block, seen in blocks:
+            for i in range(block.num_frames):
+                pending.append((self._pool.submit(self._render_one, block, i), block, i, seen))
+                if len(pending) > self.render_threads:
+                    yield self._frame(*pending.popleft())
+        while pending:
+            yield self._frame(*pending.popleft())
 
     def _render_one(self, block: MotionTrack, i: int) -> np.ndarray:
         t = time.perf_counter()
