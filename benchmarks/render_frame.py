@@ -58,10 +58,7 @@ def measure(renderer: Renderer, motion: MotionTrack, frames: int, rounds: int) -
     r, m = renderer, motion
 
     def backward(i: int):
-        mesh = r.posed_mesh(m.expression[i], m.pose[i], float(m.blink[i]))
-        local, rigid = r._displacement(mesh, m.pose[i])
-        return r.field.backward_map(local, sharp=r._sharp_cells(mesh), folds=r._folding_cells(mesh),
-                                    smooth=rigid)
+        return r.frame_map(r.posed_mesh(m.expression[i], m.pose[i], float(m.blink[i])), m.pose[i])[0]
 
     maps = [backward(i) for i in range(frames)]
     window = np.ascontiguousarray(r.window)

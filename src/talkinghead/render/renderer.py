@@ -33,8 +33,7 @@ LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, n
 SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
-    np.concatenate([R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID]),
-    np.concatenate([R.LEFT_UPPER_LID, R.LEFT_LOWER_LID]),
+    *(np.concatenate(eye) for eye in EYES),
     np.concatenate([R.UPPER_INNER, R.LOWER_INNER]),
 )
 MATTE_EDGE = (0.15, 0.6)  # matte values mapped to mobility 0 and 1
@@ -93,10 +92,7 @@ class Renderer:
     def render(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """One (H, W, 3) uint8 frame of the working picture (a new array every call)."""
         mesh = self.posed_mesh(expression, pose, blink)
-        local, rigid = self._displacement(mesh, pose)
-        folds = self._folding_cells(mesh)
-        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh), folds=folds,
-                                           smooth=rigid)
+        backward, folds = self.frame_map(mesh, pose)
         frame = self.framing.image.copy()
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
@@ -109,6 +105,15 @@ class Renderer:
         paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
                     self._interior_opacity(mesh))
         return frame
+
+    def frame_map(self, mesh: np.ndarray, pose: np.ndarray) -> tuple[BackwardMap, np.ndarray]:
+        """Where the frame of a posed (478, 3) ``mesh`` (``posed_mesh``) with (6,) ``pose``
+        samples the photo, and its (rows, cols) bool folding cells (``_folding_cells``)."""
+        local, rigid = self._displacement(mesh, pose)
+        folds = self._folding_cells(mesh)
+        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh), folds=folds,
+                                           smooth=rigid)
+        return backward, folds
 
     def _interior_opacity(self, mesh: np.ndarray) -> float:
         """How much of the mouth opening is painted (0..1): all of it for a photo with closed
