@@ -136,3 +136,22 @@ def test_face_search_leaves_matplotlib_pyplot_unloaded_and_mediapipe_drawing_usa
             "import mediapipe as mp; print(mp.solutions.drawing_utils.DrawingSpec().thickness)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["lazy", "2"]
+
+
+def test_cli_reports_the_wall_time_not_the_sum_of_overlapping_stages(portrait_path, short_speech_wav,
+                                                                     tmp_path, capsys):
+    """Render and encode overlap in threads: the line "wrote ... in X s" must not claim more
+    time than the command took."""
+    import re
+    import time
+
+    from talkinghead.cli import main
+
+    out = tmp_path / "v.mp4"
+    start = time.perf_counter()
+    assert main(["generate", "--image", str(portrait_path), "--audio", str(short_speech_wav),
+                 "-o", str(out), "--size", "256"]) == 0
+    took = time.perf_counter() - start
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    claimed = float(re.search(r" in ([0-9.]+) s \(", line).group(1))
+    assert line.startswith(f"wrote {out}") and 0 < claimed <= took + 0.05

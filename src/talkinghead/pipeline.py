@@ -29,7 +29,8 @@ CHUNK_S = 1.0  # seconds of audio per chunk fed to the animation loop
 
 @dataclass
 class Timings:
-    """Seconds spent per stage."""
+    """Seconds spent per stage, summed over the threads that ran it (render and encode run in
+    parallel threads: their sum is more than the wall time)."""
 
     decode: float = 0.0
     face: float = 0.0
@@ -37,9 +38,6 @@ class Timings:
     motion: float = 0.0
     render: float = 0.0
     encode: float = 0.0
-
-    def total(self) -> float:
-        return self.decode + self.face + self.phones + self.motion + self.render + self.encode
 
 
 @dataclass(frozen=True)
