@@ -87,6 +87,20 @@ def test_a_closed_mouth_photo_gets_its_interior_painted_as_soon_as_the_lips_part
     assert _opacity(renderer, jaw) == 1.0
 
 
+def test_an_open_mouth_is_painted_out_towards_the_commissures(portrait_path):
+    """The mesh's inner lip corners stop short of the photo's lip line; opening the jaw must
+    not stretch what lies between into lip-coloured slivers beside the painted opening: a third
+    of the way from each posed inner corner to its commissure, the frame shows the cavity."""
+    renderer, _ = _renderer(load_image(portrait_path))
+    jaw = np.zeros(len(CHANNELS), np.float32)
+    jaw[CHANNELS.index("jaw_open")] = 0.6
+    mesh = renderer.posed_mesh(jaw, np.zeros(6, np.float32), 0.0)
+    frame = renderer.render(jaw, np.zeros(6, np.float32), 0.0).astype(np.float32)
+    for inner, commissure in ((78, 61), (308, 291)):
+        x, y = mesh[inner, :2] + (mesh[commissure, :2] - mesh[inner, :2]) / 3
+        assert abs(frame[round(y), round(x)].mean() - renderer.look.cavity.mean()) < 15
+
+
 @needs_shared_data
 def test_parted_lips_show_their_own_interior_until_it_would_stretch():
     renderer, source = _renderer(load_image(SHARED_DATA / "portraits" / "art_16.png"))

@@ -13,6 +13,8 @@ SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior 
 SEEN_MIN_PIXELS = 24
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
+CORNER_REACH = 0.6     # an open mouth's painted corners reach this share of the way to the commissures
+CORNER_OPEN_IOD = 0.1  # ... once the lips are this far apart (IOD); less at smaller openings
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,22 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
+
+
+def reach_corners(upper: np.ndarray, lower: np.ndarray, commissures: np.ndarray,
+                  iod: float) -> tuple[np.ndarray, np.ndarray]:
+    """The inner-lip contours ``upper``, ``lower`` (K, 2) pixels with their shared end points
+    moved towards the mouth's ``commissures`` (2, 2), the outer lip corners: up to CORNER_REACH
+    of the way as the lips part up to CORNER_OPEN_IOD. The face mesh's inner corners often stop
+    short of the photo's own lip line, which an opening jaw would otherwise stretch into dark
+    slivers beside the painted opening."""
+    opening = float(np.max(lower[:, 1] - upper[:, 1], initial=0.0))
+    share = CORNER_REACH * float(np.clip(opening / (CORNER_OPEN_IOD * iod), 0.0, 1.0))
+    upper, lower = upper.copy(), lower.copy()
+    for end, commissure in zip((0, -1), commissures):
+        corner = upper[end] + share * (commissure - upper[end])
+        upper[end] = lower[end] = corner
+    return upper, lower
 
 
 def polygon_mask(polygon: np.ndarray, shape: tuple[int, int], inset: float = 0.0) -> np.ndarray:

@@ -11,7 +11,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import MouthLook, added_blur, between_curves, paint_mouth, seen_interior
+from .mouth import MouthLook, added_blur, between_curves, paint_mouth, reach_corners, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -102,8 +102,9 @@ class Renderer:
             self._cover_lids(window, backward, mesh)
             self._paint_eyes(window, expression, pose, mesh, folds, lids)
         local = mesh[:, :2] - self.origin
-        paint_mouth(window, local[R.UPPER_INNER], local[R.LOWER_INNER], self.look,
-                    self._interior_opacity(mesh))
+        upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
+                                     local[R.MOUTH_CORNERS], self.fit.iod)
+        paint_mouth(window, upper, lower, self.look, self._interior_opacity(mesh))
         return frame
 
     def frame_map(self, mesh: np.ndarray, pose: np.ndarray) -> tuple[BackwardMap, np.ndarray]:
