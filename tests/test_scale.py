@@ -193,3 +193,21 @@ def test_cancel_a_queued_job_removes_it_from_the_queue(redis_url, workers, portr
         assert job["status"] == "queued" and job["queue_position"] == 0
         assert client.delete(f"/v1/videos/{job_id}").status_code == 204
     assert not Redis.from_url(redis_url).exists(f"rq:job:{job_id}")
+
+
+def test_a_stop_requested_as_a_job_is_wrapped_up_does_not_wait_on_the_queue(redis_url):
+    """RQ reads its stop flag before it blocks on the queue; a SIGINT landing while the worker
+    is still busy with a finished job (the flag set, no exception) must not leave it blocked
+    there: the worker returns at once, and any block on an empty queue is short."""
+    from redis import Redis
+    from rq import Queue
+
+    from talkinghead.server.scale import DEQUEUE_S, QUEUE_NAME, _Worker
+
+    conn = Redis.from_url(redis_url)
+    worker = _Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name="stopping")
+    worker._stop_requested = True
+    start = time.monotonic()
+    assert worker.dequeue_job_and_maintain_ttl(worker.dequeue_timeout, max_idle_time=3) is None
+    assert time.monotonic() - start < 1.0
+    assert worker.dequeue_timeout == DEQUEUE_S <= 10

@@ -48,6 +48,7 @@ TASK = "talkinghead.server.scale.render_task"
 _LOG = logging.getLogger(__name__)
 _COLLECT_S = 0.2
 _PROGRESS_EVERY_S = 0.25
+DEQUEUE_S = 5  # a worker waits at most this long on an empty queue before it looks again
 _WAITING = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED})
 
 
@@ -278,12 +279,28 @@ def _meta_progress():
 
 
 class _Worker(Worker):
-    """RQ's worker, without the wait of up to a minute at shutdown: RQ 3.0's ``unsubscribe``
-    ends with ``pubsub.close()``, which waits for the listening thread, and that thread may be
-    back in a 60 s read (its ``sleep_time``; rq/rq#1613): in 3 of 6 full test runs here a
-    worker's log ended at "unsubscribing" and SIGINT did not stop it within 20-60 s. The
-    thread is a daemon and this runs only as the worker shuts down, so the connection is
-    left to the process's exit."""
+    """RQ's worker, without two waits at shutdown.
+
+    RQ 3.0's ``unsubscribe`` ends with ``pubsub.close()``, which waits for the listening
+    thread, and that thread may be back in a 60 s read (its ``sleep_time``; rq/rq#1613): in 3
+    of 6 full test runs here a worker's log ended at "unsubscribing" and SIGINT did not stop it
+    within 20-60 s. The thread is a daemon and this runs only as the worker shuts down, so the
+    connection is left to the process's exit.
+
+    A stop requested while a finished job is still being wrapped up (the worker still busy)
+    only sets a flag, which RQ's loop reads before it blocks on the queue; a signal landing
+    after that read left the worker in that block for up to 405 s (``worker_ttl`` - 15): once
+    in a full test run a worker logged "warm shut down requested" and never exited. The flag is
+    read again just before blocking, and a block lasts at most DEQUEUE_S."""
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return DEQUEUE_S
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        if self._stop_requested:
+            return None  # RQ's loop ends on None, as after an idle timeout
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def unsubscribe(self) -> None:
         if self.pubsub_thread:
