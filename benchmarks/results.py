@@ -109,6 +109,8 @@ audio duration, files in to mp4 out, in a fresh process; RTF is the median of th
 RTF the fastest (identical runs differ by up to ±25 % on this shared machine); stage columns in
 seconds per audio second. To compare two versions of the renderer, use
 `python benchmarks/render_frame.py` (one frame on one thread, best of several rounds).
+`python benchmarks/cores.py` shows how many cores the machine really gives: this VM's two
+vCPUs slow each other by 1.4-1.6×, about 1.3-1.4 cores' worth for render and encode together.
 
 {speed}
 
