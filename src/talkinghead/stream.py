@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from .audio.dsp import resample_poly
 from .config import Config
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face

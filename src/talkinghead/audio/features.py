@@ -10,10 +10,11 @@ from math import gcd
 from typing import Iterator
 
 import numpy as np
-from scipy import fft as sfft
-from scipy import signal
+
 
 from talkinghead.types import AudioFeatures, Phone, Waveform
+
+from . import dsp
 
 SAMPLE_RATE = 16000
 """Analysis sample rate in Hz."""
@@ -63,7 +64,7 @@ def iter_16k(wave: Waveform, block_seconds: float = _BLOCK_SECONDS) -> Iterator[
     n_out = -(-n * up // down)
     for start in range(0, n, step):
         lo, hi = max(0, start - pad), min(n, start + step + pad)
-        y = signal.resample_poly(_finite(wave.read(lo, hi)), up, down).astype(np.float32)
+        y = dsp.resample_poly(_finite(wave.read(lo, hi)), up, down).astype(np.float32)
         skip = (start - lo) * up // down
         take = min(step * up // down, n_out - start * up // down)
         yield y[skip:skip + take]
@@ -75,8 +76,8 @@ def _finite(x: np.ndarray) -> np.ndarray:
 
 
 def _highpass() -> np.ndarray:
-    """Second-order sections of a 60 Hz Butterworth high-pass at 16 kHz: (1, 6)."""
-    return signal.butter(2, 60.0, btype="highpass", fs=SAMPLE_RATE, output="sos")
+    """The (6,) second-order section of a 60 Hz Butterworth high-pass at 16 kHz."""
+    return dsp.butter2(60.0 / (SAMPLE_RATE / 2), "highpass")
 
 
 def _frame_matrix(buf: np.ndarray, count: int, length: int) -> np.ndarray:
@@ -103,9 +104,9 @@ def _yin(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tau_max = int(np.ceil(SAMPLE_RATE / PITCH_MIN_HZ))
     lags = tau_max + 2
     seg = segments.astype(np.float32)
-    spec_a = sfft.rfft(seg[:, :_YIN_WIN], n=1024, axis=1)
-    spec_b = sfft.rfft(seg, n=1024, axis=1)
-    corr = sfft.irfft(np.conj(spec_a) * spec_b, n=1024, axis=1)[:, :lags].astype(np.float64)
+    spec_a = np.fft.rfft(seg[:, :_YIN_WIN], n=1024, axis=1)
+    spec_b = np.fft.rfft(seg, n=1024, axis=1)
+    corr = np.fft.irfft(np.conj(spec_a) * spec_b, n=1024, axis=1)[:, :lags].astype(np.float64)
     csum = np.concatenate([np.zeros((n, 1)), np.cumsum(seg.astype(np.float64) ** 2, axis=1)], axis=1)
     energy = csum[:, _YIN_WIN:_YIN_WIN + lags] - csum[:, :lags]
     diff = np.maximum(corr[:, :1] + energy - 2.0 * corr, 0.0)
@@ -130,15 +131,11 @@ def _yin(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _filtered_blocks(wave: Waveform) -> Iterator[np.ndarray]:
     """Yield 16 kHz float32 blocks high-passed at 60 Hz, the filter started in steady state on the
     first sample (so a DC offset is gone from the start)."""
-    sos = _highpass()
-    zi = None
+    highpass = dsp.SteadyFilter(_highpass())
     for block in iter_16k(wave):
         if len(block) == 0:
             continue
-        if zi is None:
-            zi = signal.sosfilt_zi(sos) * float(block[0])
-        out, zi = signal.sosfilt(sos, block.astype(np.float64), zi=zi)
-        yield out.astype(np.float32)
+        yield highpass(block).astype(np.float32)
 
 
 def _raw_tracks(wave: Waveform) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -250,7 +247,7 @@ def speech_activity(loud_db: np.ndarray) -> np.ndarray:
         return np.zeros(len(loud_db), dtype=np.float32)
     noise, speech = levels
     span = speech - noise
-    smooth = signal.medfilt(loud_db, 3) if len(loud_db) >= 3 else loud_db
+    smooth = dsp.medfilt3(loud_db) if len(loud_db) >= 3 else loud_db
     mask = _hysteresis(smooth, noise + 0.3 * span, noise + 0.45 * span)
     mask = _drop_short(mask, False, 15, keep_edges=True)
     mask = _drop_short(mask, True, 6, keep_edges=False)

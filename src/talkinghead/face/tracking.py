@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import savgol_filter
 
+from ..audio.dsp import savgol2
 from ..errors import NoFaceError, UserError
 from ..types import ReferenceMotion
 from . import regions as R
@@ -126,4 +126,4 @@ def fill_gaps(x: np.ndarray) -> np.ndarray:
 
 def _smooth(pose: np.ndarray) -> np.ndarray:
     """Light temporal smoothing of tracked pose (tracker jitter), 5-frame order-2 Savitzky–Golay."""
-    return savgol_filter(pose, 5, 2, axis=0) if len(pose) > 5 else pose
+    return savgol2(pose, 5, axis=0) if len(pose) > 5 else pose

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import savgol_filter, sosfiltfilt, butter
 
+from ..audio.dsp import butter2, filtfilt, savgol2
 from ..audio.features import frame_values
 from ..config import NUM_POSE_STYLES
 from ..types import AudioFeatures
@@ -125,8 +125,7 @@ def _band_noise(rng: np.random.Generator, n: int, fps: float, cutoff: float) -> 
     """(n,) low-passed Gaussian noise with unit standard deviation."""
     pad = int(fps * 4)
     noise = rng.standard_normal(n + 2 * pad)
-    sos = butter(2, min(cutoff / (fps / 2), 0.95), output="sos")
-    smooth = sosfiltfilt(sos, noise)[pad:pad + n]
+    smooth = filtfilt(butter2(min(cutoff / (fps / 2), 0.95)), noise)[pad:pad + n]
     return smooth / max(float(smooth.std()), 1e-6) if n > 1 else smooth
 
 
@@ -165,4 +164,4 @@ def _smooth(pose: np.ndarray, fps: float) -> np.ndarray:
     window = int(fps * 0.52) | 1
     if len(pose) <= window:
         return pose
-    return savgol_filter(pose, window, 2, axis=0)
+    return savgol2(pose, window, axis=0)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.signal import savgol_filter
 from torch import nn
 
+from ..audio.dsp import savgol2
 from .expnet import SpeechEncoder
 
 SEQ_LEN = 32
@@ -137,4 +137,4 @@ def smooth_pose(pose: np.ndarray) -> np.ndarray:
     window = 13 if length >= 13 else int((length - 1) / 2) * 2 + 1
     if window <= 2:
         return pose
-    return savgol_filter(pose, window, 2, axis=0)
+    return savgol2(pose, window, axis=0)
