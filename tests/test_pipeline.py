@@ -124,8 +124,9 @@ def test_rendered_mouth_opens_in_pixels(portrait_path, short_speech_wav, tmp_pat
     assert mouth > 4 * max(corner, 0.5)
 
 
-def test_face_search_leaves_matplotlib_pyplot_unloaded_and_mediapipe_drawing_usable(portrait_path):
-    """MediaPipe's drawing helpers (which import pyplot, ~0.4 s) load only when used."""
+def test_face_search_leaves_unused_mediapipe_modules_unloaded_and_usable(portrait_path):
+    """MediaPipe's drawing helpers (which import pyplot, ~0.4 s) and its Tasks API (~0.1 s,
+    sounddevice) load only when used, and then work."""
     import subprocess
     import sys
 
@@ -133,9 +134,13 @@ def test_face_search_leaves_matplotlib_pyplot_unloaded_and_mediapipe_drawing_usa
             "from talkinghead.media import load_image; "
             f"find_face(load_image({str(portrait_path)!r}).pixels); "
             "print('pyplot' if 'matplotlib.pyplot' in sys.modules else 'lazy'); "
-            "import mediapipe as mp; print(mp.solutions.drawing_utils.DrawingSpec().thickness)")
+            "print('tasks' if 'mediapipe.tasks.python.vision' in sys.modules else 'lazy'); "
+            "import mediapipe as mp; print(mp.solutions.drawing_utils.DrawingSpec().thickness); "
+            "print(mp.tasks.vision.FaceLandmarker.__name__, mp.tasks.BaseOptions.__name__); "
+            "from mediapipe.tasks.python.audio import AudioClassifier; print(AudioClassifier.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["lazy", "2"]
+    assert out.stdout.split() == ["lazy", "lazy", "2", "FaceLandmarker", "BaseOptions",
+                                  "AudioClassifier"]
 
 
 def test_cli_reports_the_wall_time_not_the_sum_of_overlapping_stages(portrait_path, short_speech_wav,

@@ -47,22 +47,27 @@ class FaceBox:
         return self.w * self.h
 
 
-LAZY_MEDIAPIPE_MODULES = ("drawing_utils", "drawing_styles")
-"""Solutions modules we never use; importing them imports matplotlib.pyplot (~0.4 s a run)."""
+LAZY_MEDIAPIPE_MODULES = ("python/solutions/drawing_utils", "python/solutions/drawing_styles",
+                          "tasks/python")
+"""MediaPipe modules we never use, loaded only when someone reads a name of theirs: the drawing
+helpers import matplotlib.pyplot (~0.4 s a run); the Tasks API (audio, text, vision) ~0.1 s,
+with ``sounddevice``, which runs ``ctypes.util.find_library`` (subprocesses)."""
 
 
 def solutions():
-    """``mediapipe.python.solutions``, imported once. Its drawing helpers are loaded lazily (on
-    first use, by whoever uses them). MediaPipe's import keeps the error of its failed optional
-    ``sounddevice`` import, whose traceback would pin the frames of whoever imported it first
-    (a pipeline run and its speech) for the life of the process: that traceback is dropped."""
+    """``mediapipe.python.solutions``, imported once, without LAZY_MEDIAPIPE_MODULES.
+    MediaPipe's import keeps the error of its failed optional ``sounddevice`` import (when the
+    Tasks API does load), whose traceback would pin the frames of whoever imported it first (a
+    pipeline run and its speech) for the life of the process: that traceback is dropped."""
     if "mediapipe.python.solutions" not in sys.modules:
-        _defer_drawing_modules()
+        _defer_unused_modules()
     from mediapipe.python import solutions as mp_solutions
 
     for name in LAZY_MEDIAPIPE_MODULES:
-        if not hasattr(mp_solutions, name) and f"{mp_solutions.__name__}.{name}" in sys.modules:
-            setattr(mp_solutions, name, sys.modules[f"{mp_solutions.__name__}.{name}"])
+        full = "mediapipe." + name.replace("/", ".")
+        parent, _, leaf = full.rpartition(".")
+        if parent == mp_solutions.__name__ and not hasattr(mp_solutions, leaf) and full in sys.modules:
+            setattr(mp_solutions, leaf, sys.modules[full])
 
     record = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
     error = getattr(record, "sd_error", None)
@@ -71,31 +76,66 @@ def solutions():
     return mp_solutions
 
 
-def _defer_drawing_modules() -> None:
+def _defer_unused_modules() -> None:
     """Put stand-ins for LAZY_MEDIAPIPE_MODULES in ``sys.modules``: each loads the real module
-    (found by path, so that no mediapipe package runs first) on its first attribute access."""
+    or package (found by path, so that no mediapipe package runs first) on its first attribute
+    access."""
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         return
-    folder = Path(next(iter(spec.submodule_search_locations))) / "python" / "solutions"
+    root = Path(next(iter(spec.submodule_search_locations)))
     for name in LAZY_MEDIAPIPE_MODULES:
-        full = f"mediapipe.python.solutions.{name}"
-        if full not in sys.modules and (folder / f"{name}.py").is_file():
-            sys.modules[full] = _deferred_module(full, folder / f"{name}.py")
+        full = "mediapipe." + name.replace("/", ".")
+        if full in sys.modules:
+            continue
+        if (root / name / "__init__.py").is_file():
+            stand_in = _deferred_module(full, root / name / "__init__.py", root / name)
+            _package_above(root, name).__dict__[name.rpartition("/")[2]] = stand_in
+        elif (root / f"{name}.py").is_file():
+            stand_in = _deferred_module(full, root / f"{name}.py")
+        else:
+            continue
+        sys.modules[full] = stand_in
 
 
-def _deferred_module(full: str, source: Path) -> types.ModuleType:
-    """A module named ``full`` that runs ``source`` the first time one of its names is read."""
+def _package_above(root: Path, name: str) -> types.ModuleType:
+    """The package holding mediapipe's ``name`` (a path below ``root``), which must be a plain
+    namespace (``mediapipe.tasks``: a docstring only) when it is not imported yet: an empty
+    package module with its folder as path stands in for it, so that ``mediapipe``'s own
+    ``import mediapipe.tasks.python as tasks`` finds the deferred package under it."""
+    parent = "mediapipe." + name.rpartition("/")[0].replace("/", ".")
+    if parent not in sys.modules:
+        module = types.ModuleType(parent)
+        folder = root / name.rpartition("/")[0]
+        module.__file__, module.__path__ = str(folder / "__init__.py"), [str(folder)]
+        sys.modules[parent] = module
+    return sys.modules[parent]
+
+
+def _deferred_module(full: str, source: Path, package: Path | None = None) -> types.ModuleType:
+    """A module named ``full`` that runs ``source`` the first time one of its names is read;
+    for a ``package`` (its folder), the real package then takes the stand-in's place in
+    ``sys.modules`` (its own relative imports need it there), and submodules import as usual."""
     stand_in = types.ModuleType(full)
     stand_in.__file__ = str(source)
+    if package is not None:
+        stand_in.__path__ = [str(package)]
     loaded: list[types.ModuleType] = []
 
     def load(attr: str):
         if not loaded:
-            spec = importlib.util.spec_from_file_location(full, source)
+            spec = importlib.util.spec_from_file_location(
+                full, source, submodule_search_locations=None if package is None else [str(package)])
             real = importlib.util.module_from_spec(spec)
             loaded.append(real)
-            spec.loader.exec_module(real)
+            if package is not None:
+                sys.modules[full] = real
+            try:
+                spec.loader.exec_module(real)
+            except BaseException:
+                loaded.clear()
+                sys.modules[full] = stand_in
+                raise
         return getattr(loaded[0], attr)
 
     stand_in.__getattr__ = load
