@@ -37,15 +37,18 @@ def one_run(image: str, audio: str, mode: str, size: int | None) -> dict:
         if not first:
             first.append(time.perf_counter() - start)
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     result = Pipeline(Config(face=FaceConfig(preprocess=mode, size=size))).run(image, audio, out,
                                                                               progress)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     out.unlink()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = result.timings
     return {"wall": wall, "first": first[0], "seconds": result.num_frames / result.fps,
-            "peak_mb": peak_mb,
+            "peak_mb": peak_mb, "cpu": cpu,
             "size": f"{result.width}x{result.height}", **{s: getattr(t, s) for s in STAGES}}
 
 
@@ -122,11 +125,13 @@ def cases(quick: bool) -> list[tuple[str, int | None, float, int]]:
 
 
 def table(rows: list[dict], markdown: bool) -> str:
-    head = ["mode", "output", "audio s", "RTF", "best RTF", "first frame s", "peak MB"] + list(STAGES)
+    head = ["mode", "output", "audio s", "RTF", "best RTF", "CPU s/s", "first frame s",
+            "peak MB"] + list(STAGES)
     lines = []
     for r in rows:
         lines.append([r["mode"], r["size"], f"{r['seconds']:.0f}", f"{r['rtf']:.3f}",
-                      f"{r['best_rtf']:.3f}", f"{r['first']:.2f}", f"{r['peak_mb']:.0f}"]
+                      f"{r['best_rtf']:.3f}", f"{r['cpu'] / r['seconds']:.3f}", f"{r['first']:.2f}",
+                      f"{r['peak_mb']:.0f}"]
                      + [f"{r[s] / r['seconds']:.3f}" for s in STAGES])
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -159,9 +164,10 @@ def main() -> None:
             rows.append(row)
             print(f"  measured {mode} {row['size']} {seconds:.0f}s: RTF {row['rtf']:.3f}", file=sys.stderr)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}; stage columns: seconds "
-          f"per audio second (render and encode run in parallel threads and overlap); medians, and "
-          f"the best of the runs")
+          f"{os.cpu_count()} cores, Python {platform.python_version()}; CPU s/s: processor time "
+          f"of all threads per audio second (RTF × the cores the run kept busy); stage columns: "
+          f"seconds per audio second (render and encode run in parallel threads and overlap); "
+          f"medians, and the best of the runs")
     print(table(rows, args.markdown))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
