@@ -15,7 +15,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-
 from scipy.ndimage import convolve1d
 
 IMPULSE_TAIL = 1e-13
@@ -75,13 +74,6 @@ def _fir(h: np.ndarray, x: np.ndarray) -> np.ndarray:
     return full[len(h) - 1:len(x)]
 
 
-def _steady(section: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(n,) float64: ``section`` applied to (n,) ``x`` as if ``x[0]`` had been its input
-    forever before (``sosfilt`` with ``sosfilt_zi`` scaled by the first sample)."""
-    h = _impulse(tuple(float(v) for v in section))
-    return _fir(h, np.concatenate([np.full(len(h) - 1, x[0]), x]))
-
-
 class SteadyFilter:
     """A biquad ``section`` applied to consecutive blocks of one signal, started in steady
     state on its first sample; the output blocks equal one filtering of the whole signal."""
@@ -110,8 +102,8 @@ def filtfilt(section: np.ndarray, x: np.ndarray) -> np.ndarray:
     if len(x) <= pad:
         raise ValueError(f"filtfilt needs more than {pad} samples, got {len(x)}")
     ext = np.concatenate([2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2:-pad - 2:-1]])
-    forward = _steady(section, ext)
-    return _steady(section, forward[::-1])[::-1][pad:-pad]
+    forward = SteadyFilter(section)(ext)
+    return SteadyFilter(section)(forward[::-1])[::-1][pad:-pad]
 
 
 def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
