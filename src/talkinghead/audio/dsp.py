@@ -156,9 +156,9 @@ def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """(ceil(n · up / down),) float64: (n,) ``x`` upsampled by ``up``, low-passed, downsampled
     by ``down`` (``scipy.signal.resample_poly`` with its defaults; zeros beyond the ends).
 
-    Output k is sum_t branch[p_k, t] · x[b_k - t] with (p_k, b_k) = divmod(k · down + delay,
-    up) reversed; the outputs k ≡ r (mod up) share one branch and step ``down`` inputs apart,
-    so each such group is a strided view of the input times one branch."""
+    Output k is sum_t branch[p_k, t] · x[b_k - t] with (b_k, p_k) = divmod(k · down + delay,
+    up); the outputs k ≡ r (mod up) share one branch and step ``down`` inputs apart, so each
+    such group is a strided view of the input times one branch."""
     x = np.asarray(x, np.float64)
     g = np.gcd(up, down)
     up, down = up // g, down // g
