@@ -50,8 +50,10 @@ _MAX_PHONE_SECONDS = 0.6
 _MAX_SIL_SPEECH = 0.3
 """Seconds of detected speech (and over half its length) that an aligned silence may not hold."""
 
-_RECOGNIZE_CONFIG = dict(lw=1.0, beam=1e-10, pbeam=1e-10, wbeam=1e-15, maxhmmpf=3000, topn=2)
-"""Allphone search settings, tuned for speed on two cores with little loss in boundaries."""
+_RECOGNIZE_CONFIG = dict(lw=1.0, beam=1e-8, pbeam=1e-8, wbeam=1e-15, maxhmmpf=3000, topn=2)
+"""Allphone search settings, tuned for speed on two cores with little loss in boundaries. Beams
+of 1e-8 (not 1e-10) leave the phones of the eight real recordings in ../shared/data unchanged
+(99.9-100 % of 10 ms frames) and decode 15 % faster; 1e-6 loses a seventh of the /p b m/."""
 
 
 def _model_path(*parts: str) -> str:
