@@ -11,7 +11,6 @@ from typing import Iterator
 
 import numpy as np
 
-
 from talkinghead.types import AudioFeatures, Phone, Waveform
 
 from . import dsp
