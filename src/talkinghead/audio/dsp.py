@@ -132,9 +132,9 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
 def medfilt3(x: np.ndarray) -> np.ndarray:
     """(n,) median of each sample and its two neighbours, zeros beyond the ends (as
     ``scipy.signal.medfilt(x, 3)``)."""
-    padded = np.pad(np.asarray(x), 1)
-    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1).astype(
-        np.asarray(x).dtype)
+    x = np.asarray(x)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, 1), 3)
+    return np.median(windows, axis=1).astype(x.dtype)
 
 
 @lru_cache(maxsize=8)

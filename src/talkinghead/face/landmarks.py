@@ -47,8 +47,8 @@ class FaceBox:
         return self.w * self.h
 
 
-LAZY_MEDIAPIPE_MODULES = ("python/solutions/drawing_utils", "python/solutions/drawing_styles",
-                          "tasks/python")
+LAZY_MEDIAPIPE_MODULES = ("python.solutions.drawing_utils", "python.solutions.drawing_styles",
+                          "tasks.python")
 """MediaPipe modules we never use, loaded only when someone reads a name of theirs: the drawing
 helpers import matplotlib.pyplot (~0.4 s a run); the Tasks API (audio, text, vision) ~0.1 s,
 with ``sounddevice``, which runs ``ctypes.util.find_library`` (subprocesses)."""
@@ -64,7 +64,7 @@ def solutions():
     from mediapipe.python import solutions as mp_solutions
 
     for name in LAZY_MEDIAPIPE_MODULES:
-        full = "mediapipe." + name.replace("/", ".")
+        full = f"mediapipe.{name}"
         parent, _, leaf = full.rpartition(".")
         if parent == mp_solutions.__name__ and not hasattr(mp_solutions, leaf) and full in sys.modules:
             setattr(mp_solutions, leaf, sys.modules[full])
@@ -85,29 +85,29 @@ def _defer_unused_modules() -> None:
         return
     root = Path(next(iter(spec.submodule_search_locations)))
     for name in LAZY_MEDIAPIPE_MODULES:
-        full = "mediapipe." + name.replace("/", ".")
+        full, path = f"mediapipe.{name}", root / name.replace(".", "/")
         if full in sys.modules:
             continue
-        if (root / name / "__init__.py").is_file():
-            stand_in = _deferred_module(full, root / name / "__init__.py", root / name)
-            _package_above(root, name).__dict__[name.rpartition("/")[2]] = stand_in
-        elif (root / f"{name}.py").is_file():
-            stand_in = _deferred_module(full, root / f"{name}.py")
+        if (path / "__init__.py").is_file():
+            stand_in = _deferred_module(full, path / "__init__.py", path)
+            _package_above(path).__dict__[path.name] = stand_in
+        elif path.with_suffix(".py").is_file():
+            stand_in = _deferred_module(full, path.with_suffix(".py"))
         else:
             continue
         sys.modules[full] = stand_in
 
 
-def _package_above(root: Path, name: str) -> types.ModuleType:
-    """The package holding mediapipe's ``name`` (a path below ``root``), which must be a plain
-    namespace (``mediapipe.tasks``: a docstring only) when it is not imported yet: an empty
-    package module with its folder as path stands in for it, so that ``mediapipe``'s own
-    ``import mediapipe.tasks.python as tasks`` finds the deferred package under it."""
-    parent = "mediapipe." + name.rpartition("/")[0].replace("/", ".")
+def _package_above(path: Path) -> types.ModuleType:
+    """The package holding the mediapipe package at ``path`` (``mediapipe.tasks`` for
+    .../mediapipe/tasks/python), which must be a plain namespace (a docstring only) when it is
+    not imported yet: an empty package module with its folder as path stands in for it, so
+    that ``mediapipe``'s own ``import mediapipe.tasks.python as tasks`` finds the deferred
+    package under it."""
+    parent = f"mediapipe.{path.parent.name}"
     if parent not in sys.modules:
         module = types.ModuleType(parent)
-        folder = root / name.rpartition("/")[0]
-        module.__file__, module.__path__ = str(folder / "__init__.py"), [str(folder)]
+        module.__file__, module.__path__ = str(path.parent / "__init__.py"), [str(path.parent)]
         sys.modules[parent] = module
     return sys.modules[parent]
 
