@@ -80,6 +80,7 @@ class WarpField:
             detail_cells(picture, step, self.grid_shape).astype(np.uint8), np.ones((3, 3), np.uint8))
         self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
                                                  np.arange(rows, dtype=np.float32))
+        self._zeros = (np.zeros((rows, cols), np.float32),) * 2
         # positions of the nodes with one extra node on every side (index k is node k - 1)
         px = np.arange(-1, cols + 1, dtype=np.float32) * step + offset
         py = np.arange(-1, rows + 1, dtype=np.float32) * step + offset
@@ -98,7 +99,8 @@ class WarpField:
             forward += self._smoothed(self._grid_field(smooth), folds)
         if self.mobility is not None:
             forward *= self.mobility[..., None]
-        forward = unfolded(forward, folds)
+        # four channels (x, y, 0, 0): OpenCV vectorises four-channel bilinear remaps (2× faster)
+        forward = cv2.merge([*cv2.split(unfolded(forward, folds)), *self._zeros])
         back = -forward
         map_x, map_y, at = np.empty_like(self._grid_x), np.empty_like(self._grid_y), np.empty_like(back)
         for _ in range(INVERSE_ITERATIONS):
@@ -108,8 +110,7 @@ class WarpField:
                       borderMode=cv2.BORDER_REPLICATE)
             back *= 0.5
             back -= np.multiply(at, 0.5, out=at)
-        back *= self.step
-        return back
+        return back[..., :2] * np.float32(self.step)
 
     @staticmethod
     def _smoothed(field: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
