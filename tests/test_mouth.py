@@ -6,11 +6,12 @@ import cv2
 import numpy as np
 
 from talkinghead import Config, FaceConfig, Pipeline
+from talkinghead.face import regions as R
 from talkinghead.face.model import CHANNELS
 from talkinghead.media import load_image
 from talkinghead.render.mouth import MouthLook, added_blur, paint_mouth, seen_interior
 from talkinghead.render.renderer import Renderer
-from talkinghead.types import MotionTrack
+from talkinghead.types import MotionTrack, Portrait
 
 from conftest import SHARED_DATA, needs_shared_data
 
@@ -110,3 +111,31 @@ def test_parted_lips_show_their_own_interior_until_it_would_stretch():
     wide = source.copy()
     wide[CHANNELS.index("jaw_open")] += 0.6
     assert _opacity(renderer, wide) == 1.0              # far wider: painted, not stretched
+
+
+def test_a_photo_with_visible_teeth_shows_them_unstretched_at_a_wider_opening(portrait_path):
+    """A photo whose parted lips show teeth (here: a rendered open mouth whose teeth are given
+    stripes) keeps showing those teeth when the jaw opens further: the row just below the upper
+    lip repeats the photo's stripes, instead of painted teeth of their mean colour."""
+    first, _ = _renderer(load_image(portrait_path))
+    jaw = np.zeros(len(CHANNELS), np.float32)
+    jaw[CHANNELS.index("jaw_open")] = 0.5
+    photo = first.render(jaw, np.zeros(6, np.float32), 0.0)
+    mesh = first.posed_mesh(jaw, np.zeros(6, np.float32), 0.0)
+    upper, lower = mesh[R.UPPER_INNER, :2], mesh[R.LOWER_INNER, :2]
+    for x in range(int(upper[0, 0]) + 2, int(upper[-1, 0]) - 1):
+        top, bottom = np.interp(x, upper[:, 0], upper[:, 1]), np.interp(x, lower[:, 0], lower[:, 1])
+        photo[int(np.ceil(top)):int(top + 0.4 * (bottom - top)), x] = 250 if x // 3 % 2 else 170
+    renderer, source = _renderer(Portrait(photo))
+    assert renderer.look.seen is not None
+    wider = source.copy()
+    wider[CHANNELS.index("jaw_open")] += 0.5
+    frame = renderer.render(wider, np.zeros(6, np.float32), 0.0).astype(np.float32)
+    posed = renderer.posed_mesh(wider, np.zeros(6, np.float32), 0.0)
+    stripes = []
+    for picture, contour in ((photo.astype(np.float32), renderer.fit.mesh), (frame, posed)):
+        lip = contour[R.UPPER_INNER, :2]
+        xs = np.linspace(lip[0, 0], lip[-1, 0], 60)[15:45]   # the middle half, same share of the width
+        ys = np.interp(xs, lip[:, 0], lip[:, 1]) + 3
+        stripes.append(picture[np.round(ys).astype(int), np.round(xs).astype(int)].mean(axis=1))
+    assert np.corrcoef(*stripes)[0, 1] > 0.7

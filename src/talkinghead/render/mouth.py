@@ -11,6 +11,8 @@ EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks 
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
+SPLIT_RANGE = (0.3, 0.8)  # where the photo's upper teeth may meet the lower (share of its opening)
+SEEN_CAVITY_MAX = 80.0  # the darkest quarter of the photo's interior is its cavity if this dark
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
 CORNER_REACH = 0.6     # an open mouth's painted corners reach this share of the way to the commissures
@@ -18,11 +20,51 @@ CORNER_OPEN_IOD = 0.1  # ... once the lips are this far apart (IOD); less at sma
 
 
 @dataclass(frozen=True)
+class SeenTeeth:
+    """The photo's own mouth interior, shown at any opening instead of painted teeth:
+    ``pixels`` (h, w, 3) uint8, a crop of the photo around its opening; ``upper``, ``lower``
+    (K, 2) its inner-lip contours in crop pixels, corner to corner, paired; ``split``: where
+    the upper teeth meet the lower, as a share of the way from the upper lip to the lower."""
+
+    pixels: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    split: float = 0.5
+
+    @classmethod
+    def of(cls, image: np.ndarray, upper: np.ndarray, lower: np.ndarray, margin: int = 4) -> SeenTeeth:
+        """The crop of a (H, W, 3) uint8 photo around its opening between the inner lips
+        ``upper``, ``lower`` (K, 2) photo pixels, with ``margin`` px to spare, split where
+        the middle half of the opening is darkest across (the line where the rows meet)."""
+        both = np.concatenate([upper, lower])
+        x0, y0 = np.maximum(np.floor(both.min(axis=0)).astype(int) - margin, 0)
+        x1, y1 = np.ceil(both.max(axis=0)).astype(int) + margin + 1
+        corner = np.array([x0, y0], np.float32)
+        pixels = np.ascontiguousarray(image[y0:y1, x0:x1])
+        upper, lower = upper - corner, lower - corner
+        return cls(pixels, upper, lower, _darkest_share(pixels, upper, lower))
+
+
+def _darkest_share(pixels: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> float:
+    """The share v in [SPLIT_RANGE] of the way from the ``upper`` to the ``lower`` lip (K, 2
+    pixels of the (h, w, 3) ``pixels``) where the middle half of the columns is darkest."""
+    xs = np.linspace(*np.percentile(upper[:, 0], (25, 75)), 16, dtype=np.float32)
+    top, bottom = np.interp(xs, upper[:, 0], upper[:, 1]), np.interp(xs, lower[:, 0], lower[:, 1])
+    shares = np.linspace(*SPLIT_RANGE, 21, dtype=np.float32)
+    ys = (top + shares[:, None] * (bottom - top)).astype(np.float32)
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rows = cv2.remap(grey, np.broadcast_to(xs, ys.shape).astype(np.float32), ys, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    return float(shares[np.argmin(rows.mean(axis=1))])
+
+
+@dataclass(frozen=True)
 class MouthLook:
     """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px.
     ``seen_teeth``, ``seen_cavity``: (3,) colours of the photo's own mouth interior when its
     lips are parted, else None. ``blur``: px (Gaussian sigma) by which the painted interior is
-    softened to match the photo's own sharpness around the mouth (``added_blur``)."""
+    softened to match the photo's own sharpness around the mouth (``added_blur``). ``seen``:
+    the photo's own teeth (``SeenTeeth``), shown instead of painted ones; None: painted."""
 
     lip: np.ndarray
     skin: np.ndarray
@@ -30,6 +72,7 @@ class MouthLook:
     seen_teeth: np.ndarray | None = None
     seen_cavity: np.ndarray | None = None
     blur: float = 0.0
+    seen: SeenTeeth | None = None
 
     @property
     def cavity(self) -> np.ndarray:
@@ -49,8 +92,9 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                   iod: float) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(teeth, cavity) colours (3,) float32 of the photo's mouth interior between the inner
     lips ``upper``, ``lower`` (K, 2) pixels: the mean of its brightest and of its darkest
-    quarter; (None, None) when the gap is too thin to hold both, or nothing there looks like
-    teeth (pale, brighter than the lips)."""
+    quarter; (None, None) when the gap is too thin to hold both. Teeth are None when nothing
+    there looks like teeth (pale, brighter than the lips), the cavity when nothing is dark (a
+    smile's interior all teeth)."""
     if float(np.median(lower[:, 1] - upper[:, 1])) < SEEN_GAP_IOD * iod:
         return None, None
     polygon = np.concatenate([upper, lower[-2:0:-1]])
@@ -68,9 +112,10 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     quarter = max(1, len(order) // 4)
     dark, bright = pixels[order[:quarter]].mean(axis=0), pixels[order[-quarter:]].mean(axis=0)
     saturation = float(bright.max() - bright.min()) / max(float(bright.max()), 1.0)
+    cavity = dark.astype(np.float32) if dark.mean() <= SEEN_CAVITY_MAX else None
     if bright.mean() < 90 or saturation > 0.45:
-        return None, dark.astype(np.float32)
-    return bright.astype(np.float32), dark.astype(np.float32)
+        return None, cavity
+    return bright.astype(np.float32), cavity
 
 
 def added_blur(gray: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -116,9 +161,12 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     mask = polygon_mask(polygon - [x0, y0], (y1 - y0, x1 - x0))
     if edge > 0:
         mask = cv2.GaussianBlur(mask, (0, 0), edge)
-    interior = _interior(upper - [x0, y0], lower - [x0, y0], (y1 - y0, x1 - x0), look)
+    upper, lower = upper - [x0, y0], lower - [x0, y0]
+    interior = _interior(upper, lower, (y1 - y0, x1 - x0), look)
     if look.blur > 0:
         interior = cv2.GaussianBlur(interior, (0, 0), look.blur)
+    if look.seen is not None:
+        interior = _with_seen_teeth(interior, upper, lower, look.seen)
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
@@ -165,8 +213,39 @@ def between_curves(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int],
     return mask * np.clip(gap, 0, 1).astype(np.float32)[None, :]
 
 
+def _with_seen_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                     seen: SeenTeeth) -> np.ndarray:
+    """The (h, w, 3) float32 ``picture`` of an opening between the inner lips ``upper``,
+    ``lower`` (K, 2 patch pixels) with the photo's own interior laid over it in two halves,
+    unstretched: the upper half hangs from the upper lip (upper teeth move with it), the lower
+    half stands on the lower lip (lower teeth move with the jaw), split at ``seen.split``, and
+    the painted cavity shows where they part. Columns map between the lip corners in
+    proportion."""
+    h, w = picture.shape[:2]
+    xs = np.arange(w, dtype=np.float32)
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    share = (xs - upper[0, 0]) / max(float(upper[-1, 0] - upper[0, 0]), 1e-3)
+    sx = seen.upper[0, 0] + share * (seen.upper[-1, 0] - seen.upper[0, 0])
+    seen_top = np.interp(sx, seen.upper[:, 0], seen.upper[:, 1])
+    seen_bottom = np.interp(sx, seen.lower[:, 0], seen.lower[:, 1])
+    split = seen_top + seen.split * (seen_bottom - seen_top)
+    below_upper = ys - np.interp(xs, upper[:, 0], upper[:, 1])
+    above_lower = np.interp(xs, lower[:, 0], lower[:, 1]) - ys
+    columns = np.broadcast_to(sx, (h, w)).astype(np.float32)
+    out = picture
+    # the lower half reaches a pixel further: where the halves just meet, no cavity shows between
+    for depth, at, reach in ((above_lower, seen_bottom - above_lower, seen_bottom - split + 1.5),
+                             (below_upper, seen_top + below_upper, split - seen_top + 0.5)):
+        layer = cv2.remap(seen.pixels, columns, at.astype(np.float32), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        cover = np.clip(reach - depth, 0, 1).astype(np.float32)[..., None]
+        out = out + (layer - out) * cover
+    return out
+
+
 def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look: MouthLook) -> np.ndarray:
-    """(h, w, 3) float32 picture of cavity and teeth for the lip contours (patch pixels)."""
+    """(h, w, 3) float32 picture of cavity and teeth for the lip contours (patch pixels); no
+    painted teeth where the photo's own are shown (``look.seen``)."""
     h, w = shape
     xs = np.arange(w, dtype=np.float32)
     ys = np.arange(h, dtype=np.float32)[:, None]
@@ -181,6 +260,8 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     picture = np.broadcast_to(look.cavity, (h, w, 3)) * (1.4 - shade)[..., None]
     tongue = np.clip((depth - 0.55) / 0.3, 0, 1) * np.clip((0.8 - across) / 0.3, 0, 1)
     picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
+    if look.seen is not None:
+        return picture
     soft = max(1.0, 0.012 * look.iod)
     rounding = _tooth_rounding(xs - centre, look.iod)[None, :]
     upper_h = np.minimum(0.075 * look.iod, 0.45 * gap) * rounding

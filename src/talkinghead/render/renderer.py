@@ -11,7 +11,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import MouthLook, added_blur, between_curves, paint_mouth, reach_corners, seen_interior
+from .mouth import MouthLook, SeenTeeth, added_blur, between_curves, paint_mouth, reach_corners, seen_interior
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -119,9 +119,14 @@ class Renderer:
     def _interior_opacity(self, mesh: np.ndarray) -> float:
         """How much of the mouth opening is painted (0..1): all of it for a photo with closed
         lips; for parted lips, none while the warp stretches the photo's own interior little,
-        all of it once that would stretch beyond STRETCH_FROM + STRETCH_FADE × its gap."""
-        start = STRETCH_FROM * self.source_gap
-        fade = STRETCH_FADE * self.source_gap + STRETCH_FADE_IOD * self.fit.iod
+        all of it once that would stretch beyond STRETCH_FROM + STRETCH_FADE × its gap; with
+        the photo's own teeth shown (``MouthLook.seen``), all of it once the lips part further
+        than in the photo (its interior is then shown unstretched, see ``paint_mouth``)."""
+        if self.look.seen is not None:
+            start, fade = self.source_gap, STRETCH_FADE_IOD * self.fit.iod
+        else:
+            start = STRETCH_FROM * self.source_gap
+            fade = STRETCH_FADE * self.source_gap + STRETCH_FADE_IOD * self.fit.iod
         return float(np.clip((_lip_gap(mesh) - start) / fade, 0.0, 1.0))
 
     def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
@@ -273,14 +278,15 @@ def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
 
     lips = np.concatenate([R.UPPER_OUTER[2:-2], R.LOWER_OUTER[2:-2]])
     cheeks = np.array([50, 280, 101, 330, 205, 425])
-    teeth, cavity = seen_interior(image, fit.mesh[R.UPPER_INNER, :2], fit.mesh[R.LOWER_INNER, :2],
-                                  fit.iod)
+    upper, lower = fit.mesh[R.UPPER_INNER, :2], fit.mesh[R.LOWER_INNER, :2]
+    teeth, cavity = seen_interior(image, upper, lower, fit.iod)
     around = fit.mesh[np.concatenate([R.UPPER_OUTER, R.LOWER_OUTER]), :2]
     margin = MOUTH_AREA_IOD * fit.iod
     (x0, y0), (x1, y1) = np.floor(around.min(axis=0) - margin), np.ceil(around.max(axis=0) + margin)
     blur = added_blur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (int(x0), int(y0), int(x1), int(y1)))
+    seen = None if teeth is None else SeenTeeth.of(image, upper, lower)
     return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod, seen_teeth=teeth,
-                     seen_cavity=cavity, blur=blur)
+                     seen_cavity=cavity, blur=blur, seen=seen)
 
 
 def _lip_gap(mesh: np.ndarray) -> float:
