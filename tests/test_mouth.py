@@ -9,7 +9,7 @@ from talkinghead import Config, FaceConfig, Pipeline
 from talkinghead.face import regions as R
 from talkinghead.face.model import CHANNELS
 from talkinghead.media import load_image
-from talkinghead.render.mouth import MouthLook, added_blur, paint_mouth, seen_interior
+from talkinghead.render.mouth import MouthLook, added_blur, paint_mouth, photo_grain, seen_interior
 from talkinghead.render.renderer import Renderer
 from talkinghead.types import MotionTrack, Portrait
 
@@ -139,3 +139,26 @@ def test_a_photo_with_visible_teeth_shows_them_unstretched_at_a_wider_opening(po
         ys = np.interp(xs, lip[:, 0], lip[:, 1]) + 3
         stripes.append(picture[np.round(ys).astype(int), np.round(xs).astype(int)].mean(axis=1))
     assert np.corrcoef(*stripes)[0, 1] > 0.7
+
+
+def test_the_painted_interior_has_the_grain_of_a_grainy_photo():
+    """Painted teeth and cavity in a grainy photo carry grain of about the same strength
+    relative to their brightness as the photo's (not a smooth plastic patch); a clean photo
+    gets none."""
+    rng = np.random.default_rng(1)
+    upper, lower = _lips(30)
+    inside = cv2.erode((_mouth_picture(upper, lower)[..., 0] != 200).astype(np.uint8),
+                       np.ones((5, 5), np.uint8)) > 0
+    clean = np.full((100, 120), 150, np.uint8)
+    grainy = np.clip(150 + rng.normal(0, 6, (100, 120)), 0, 255).astype(np.uint8)
+    assert photo_grain(clean, (0, 0, 120, 100), 1.0) is None
+    painted = []
+    for grain in (None, photo_grain(grainy, (0, 0, 120, 100), 1.0)):
+        frame = np.full((100, 120, 3), (200, 90, 90), np.uint8)
+        paint_mouth(frame, upper, lower, MouthLook(lip=np.array([180.0, 70, 70]),
+                                                   skin=np.array([200.0, 150, 130]), iod=IOD,
+                                                   grain=grain))
+        painted.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32))
+    added = painted[1] - painted[0]
+    relative = np.sqrt(np.mean(added[inside] ** 2) / np.mean(painted[0][inside] ** 2))
+    assert 0.6 < relative / (grainy.std() / grainy.mean()) < 1.6

@@ -15,6 +15,8 @@ SPLIT_RANGE = (0.3, 0.8)  # where the photo's upper teeth may meet the lower (sh
 SEEN_CAVITY_MAX = 80.0  # the darkest quarter of the photo's interior is its cavity if this dark
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
+GRAIN_TILE = 128       # px, side of the repeating grain texture laid over the painted interior
+GRAIN_MIN, GRAIN_MAX = 0.004, 0.03  # relative grain below which none is added, and its cap
 CORNER_REACH = 0.6     # an open mouth's painted corners reach this share of the way to the commissures
 CORNER_OPEN_IOD = 0.1  # ... once the lips are this far apart (IOD); less at smaller openings
 
@@ -64,7 +66,9 @@ class MouthLook:
     ``seen_teeth``, ``seen_cavity``: (3,) colours of the photo's own mouth interior when its
     lips are parted, else None. ``blur``: px (Gaussian sigma) by which the painted interior is
     softened to match the photo's own sharpness around the mouth (``added_blur``). ``seen``:
-    the photo's own teeth (``SeenTeeth``), shown instead of painted ones; None: painted."""
+    the photo's own teeth (``SeenTeeth``), shown instead of painted ones; None: painted.
+    ``grain``: (GRAIN_TILE, GRAIN_TILE) float32 relative brightness texture laid over the
+    painted interior, so that it has the photo's film grain or noise (``photo_grain``)."""
 
     lip: np.ndarray
     skin: np.ndarray
@@ -73,6 +77,7 @@ class MouthLook:
     seen_cavity: np.ndarray | None = None
     blur: float = 0.0
     seen: SeenTeeth | None = None
+    grain: np.ndarray | None = None
 
     @property
     def cavity(self) -> np.ndarray:
@@ -133,6 +138,39 @@ def added_blur(gray: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return float(np.sqrt(max(sigma * sigma - SHARP_SIGMA_PX ** 2, 0.0)))
 
 
+def photo_grain(gray: np.ndarray, box: tuple[int, int, int, int], scale: float,
+                seed: int = 0) -> np.ndarray | None:
+    """(GRAIN_TILE, GRAIN_TILE) float32 texture of relative brightness changes with the grain
+    of the (H, W) grey photo inside ``box`` (x0, y0, x1, y1): seeded Gaussian noise whose
+    grains are ``scale`` px (the photo's enlargement, 1 px at least), as strong relative to the
+    photo's brightness as its fine texture (``_fine_level``, at most GRAIN_MAX); None where it
+    has next to none."""
+    x0, y0, x1, y1 = box
+    patch = np.asarray(gray[max(y0, 0):y1, max(x0, 0):x1], np.float32)
+    if min(patch.shape) < 16:
+        return None
+    level = min(_fine_level(patch) / max(float(patch.mean()), 1.0), GRAIN_MAX)
+    if level < GRAIN_MIN:
+        return None
+    small = max(2, round(GRAIN_TILE / max(scale, 1.0)))
+    noise = np.random.default_rng(seed).standard_normal((small, small)).astype(np.float32)
+    if small < GRAIN_TILE:  # enlarged as the photo was, wrapping round so that the tile repeats
+        wrapped = np.pad(noise, 2, mode="wrap")
+        at = (np.arange(GRAIN_TILE, dtype=np.float32) + 0.5) * small / GRAIN_TILE - 0.5 + 2
+        noise = cv2.remap(wrapped, *np.meshgrid(at, at), cv2.INTER_CUBIC)
+    texture = noise - noise.mean()
+    return texture * np.float32(level / max(_fine_level(texture, 1), 1e-6))
+
+
+def _fine_level(image: np.ndarray, quantile: float = 10) -> float:
+    """Grey levels of fine texture in a (h, w) float32 picture: the root mean square of what
+    a 1 px Gaussian blur takes out of it, over 7 × 7 px blocks, at the blocks' ``quantile``
+    (%) (its smooth parts: grain and noise, not wrinkles and edges)."""
+    fine = image - cv2.GaussianBlur(image, (0, 0), 1.0)
+    power = cv2.blur(fine * fine, (7, 7), borderType=cv2.BORDER_REFLECT)[3:-3, 3:-3]
+    return float(np.sqrt(np.percentile(power, quantile)))
+
+
 def _gradient_energy(image: np.ndarray) -> float:
     gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
@@ -165,11 +203,20 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     interior = _interior(upper, lower, (y1 - y0, x1 - x0), look)
     if look.blur > 0:
         interior = cv2.GaussianBlur(interior, (0, 0), look.blur)
+    if look.grain is not None:
+        interior *= 1 + _tiled(look.grain, x0, y0, x1, y1)[..., None]
     if look.seen is not None:
         interior = _with_seen_teeth(interior, upper, lower, look.seen)
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
+
+
+def _tiled(tile: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The (y1 - y0, x1 - x0) cut at frame pixels [x0, x1) × [y0, y1) of a (n, n) ``tile``
+    repeated over the whole frame (the texture stays put in the frame: it never flickers)."""
+    n = tile.shape[0]
+    return tile[np.arange(y0, y1)[:, None] % n, np.arange(x0, x1)[None, :] % n]
 
 
 def reach_corners(upper: np.ndarray, lower: np.ndarray, commissures: np.ndarray,

@@ -11,7 +11,8 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import MouthLook, SeenTeeth, added_blur, between_curves, paint_mouth, reach_corners, seen_interior
+from .mouth import (MouthLook, SeenTeeth, added_blur, between_curves, paint_mouth, photo_grain,
+                    reach_corners, seen_interior)
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -78,7 +79,7 @@ class Renderer:
         self.field = WarpField(np.concatenate([points, border]), x1 - x0, y1 - y0, step,
                                self.mobility, self.window)
         self.border_zeros = np.zeros((len(border), 2), np.float32)
-        self.look = _mouth_look(framing.image, fit)
+        self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
 
@@ -268,8 +269,9 @@ def _border_points(width: int, height: int) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
-    """Lip and skin colours sampled from the photo at mesh vertices."""
+def _mouth_look(image: np.ndarray, fit: FaceFit, scale: float) -> MouthLook:
+    """Lip and skin colours sampled from the photo at mesh vertices, its own teeth, and the
+    softness and grain around its mouth; ``scale``: the photo's enlargement in ``image``."""
     def sample(idx: np.ndarray) -> np.ndarray:
         xy = np.round(fit.mesh[idx, :2]).astype(int)
         xy[:, 0] = np.clip(xy[:, 0], 0, image.shape[1] - 1)
@@ -283,10 +285,12 @@ def _mouth_look(image: np.ndarray, fit: FaceFit) -> MouthLook:
     around = fit.mesh[np.concatenate([R.UPPER_OUTER, R.LOWER_OUTER]), :2]
     margin = MOUTH_AREA_IOD * fit.iod
     (x0, y0), (x1, y1) = np.floor(around.min(axis=0) - margin), np.ceil(around.max(axis=0) + margin)
-    blur = added_blur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (int(x0), int(y0), int(x1), int(y1)))
+    box = (int(x0), int(y0), int(x1), int(y1))
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     seen = None if teeth is None else SeenTeeth.of(image, upper, lower)
     return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod, seen_teeth=teeth,
-                     seen_cavity=cavity, blur=blur, seen=seen)
+                     seen_cavity=cavity, blur=added_blur(gray, box), seen=seen,
+                     grain=photo_grain(gray, box, scale))
 
 
 def _lip_gap(mesh: np.ndarray) -> float:
