@@ -13,7 +13,7 @@ from talkinghead.media import load_image
 from talkinghead.render.mouth import between_curves, polygon_mask
 from talkinghead.render.prefetch import Prefetch
 from talkinghead.render.renderer import Renderer
-from talkinghead.render.warp import STILL_PX, Picture, WarpField, warp_into
+from talkinghead.render.warp import STILL_PX, Picture, WarpField, delaunay, warp_into
 
 
 def _renderer(portrait_path, mode: str, size: int | None = None, matte: bool = True) -> Renderer:
@@ -128,6 +128,19 @@ def test_warp_field_without_displacement_is_empty_and_copies():
     moved = field.backward_map(np.array([[0, 0]] * 12 + [[3, 0]], np.float32))
     x0, y0, x1, y1 = moved.box
     assert 0 < x1 - x0 < 64 and moved.xy.shape == (y1 - y0, x1 - x0, 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_triangulation_is_scipys_delaunay(seed):
+    """OpenCV's incremental triangulation (no SciPy import at run time) gives SciPy's (Qhull's)
+    triangles, hull included, for scattered points with collinear ones along a border."""
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(seed)
+    border = np.column_stack([np.linspace(0, 499, 12), np.zeros(12)])
+    points = np.concatenate([rng.uniform(0, 500, (300, 2)), border, [[499, 499], [0, 499]]])
+    ours = {tuple(sorted(t)) for t in delaunay(points).tolist()}
+    assert ours == {tuple(sorted(t)) for t in Delaunay(points).simplices.tolist()}
 
 
 def _random_field(width: int = 96, height: int = 72, step: int = 4) -> tuple[WarpField, np.ndarray]:

@@ -1,11 +1,13 @@
-"""The few signal-processing routines the pipeline needs, without ``scipy.signal``.
+"""The few signal-processing routines the pipeline needs, without SciPy.
 
 Importing ``scipy.signal`` costs 0.6-0.9 s on a laptop CPU (it imports ``scipy.stats``,
-``interpolate`` and ``optimize``), most of the command line's start-up. These match SciPy's
-``butter`` (2nd order), ``sosfilt`` started in steady state, ``sosfiltfilt``, ``savgol_filter``
-(polynomial order 2, ``mode="interp"``), ``medfilt`` (kernel 3) and ``resample_poly`` (its
-default Kaiser window): to about 1e-9 of the signal's scale, ``medfilt`` exactly
-(``tests/test_dsp.py`` compares them with SciPy).
+``interpolate`` and ``optimize``), ``scipy.ndimage`` 0.2 s, most of the command line's
+start-up. These match SciPy's ``butter`` (2nd order), ``sosfilt`` started in steady state,
+``sosfiltfilt``, ``savgol_filter`` (polynomial order 2, ``mode="interp"``), ``medfilt``
+(kernel 3), ``resample_poly`` (its default Kaiser window), and ``scipy.ndimage``'s
+``gaussian_filter1d`` and ``minimum_filter1d`` (``mode="reflect"``): to about 1e-9 of the
+signal's scale, the median and minimum exactly (``tests/test_dsp.py`` compares them with
+SciPy).
 
 Recursive filters run as FIR filters: the biquad's impulse response, cut where it has decayed
 below IMPULSE_TAIL of its peak, applied by FFT convolution.
@@ -15,7 +17,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import convolve1d
 
 IMPULSE_TAIL = 1e-13
 MAX_IMPULSE = 1 << 20
@@ -115,7 +116,7 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
     t = np.arange(-half, half + 1, dtype=np.float64)
     design = np.vander(t, 3, increasing=True)  # (window, 3)
     centre = np.linalg.pinv(design)[0]          # weights giving the fit's value at t = 0
-    out = convolve1d(x, centre[::-1], axis=axis, mode="constant")
+    out = _correlate(x, centre, axis, np.pad(np.moveaxis(x, axis, 0), _pad_width(x.ndim, half)))
     moved = np.moveaxis(out, axis, 0)
     data = np.moveaxis(x, axis, 0)
     edge = np.arange(window, dtype=np.float64)
@@ -127,6 +128,46 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
     tail = np.vander(edge[window - half:], 3, increasing=True)
     moved[-half:] = (tail @ (fit @ last)).reshape(moved[-half:].shape)
     return out
+
+
+def gaussian_filter1d(x: np.ndarray, sigma: float, axis: int = -1) -> np.ndarray:
+    """Gaussian smoothing of ``x`` along ``axis`` with ``sigma`` samples, as
+    ``scipy.ndimage.gaussian_filter1d`` (kernel cut at 4 sigma, ends mirrored: ``reflect``)."""
+    x = np.asarray(x, np.float64)
+    radius = int(4.0 * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (t / sigma) ** 2)
+    data = np.moveaxis(x, axis, 0)
+    return _correlate(x, kernel / kernel.sum(), axis, _mirrored(data, radius))
+
+
+def minimum_filter1d(x: np.ndarray, size: int) -> np.ndarray:
+    """(n,) minimum over ``size`` samples centred on each (window [i - size // 2, i + (size - 1)
+    // 2]), ends mirrored, as ``scipy.ndimage.minimum_filter1d``."""
+    x = np.asarray(x)
+    left, right = size // 2, (size - 1) // 2
+    padded = _mirrored(x, max(left, right))[max(left, right) - left:len(x) + max(left, right) + right]
+    return np.lib.stride_tricks.sliding_window_view(padded, size).min(axis=1)
+
+
+def _mirrored(data: np.ndarray, pad: int) -> np.ndarray:
+    """``data`` extended by ``pad`` samples at both ends of axis 0, mirrored about its edges
+    (d c b a | a b c d | d c b a), repeatedly when ``pad`` exceeds its length."""
+    return np.pad(data, _pad_width(data.ndim, pad), mode="symmetric")
+
+
+def _pad_width(ndim: int, pad: int) -> list[tuple[int, int]]:
+    return [(pad, pad)] + [(0, 0)] * (ndim - 1)
+
+
+def _correlate(x: np.ndarray, weights: np.ndarray, axis: int, padded: np.ndarray) -> np.ndarray:
+    """Σ_k weights[k] · padded[i + k] along axis 0 of ``padded`` (``x`` moved to axis 0 and
+    extended by len(weights) // 2 at both ends), as an array shaped like ``x``."""
+    out = np.zeros(np.moveaxis(x, axis, 0).shape, np.float64)
+    n = out.shape[0]
+    for k, w in enumerate(weights):
+        out += w * padded[k:k + n]
+    return np.moveaxis(out, 0, axis)
 
 
 def medfilt3(x: np.ndarray) -> np.ndarray:

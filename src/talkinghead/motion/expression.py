@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, minimum_filter1d
 
+from ..audio.dsp import gaussian_filter1d, minimum_filter1d
 from ..audio.features import frame_values
 from ..types import AudioFeatures
 from .coarticulation import mouth_targets

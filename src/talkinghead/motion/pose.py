@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
-from ..audio.dsp import butter2, filtfilt, savgol2
+from ..audio.dsp import butter2, filtfilt, gaussian_filter1d, savgol2
 from ..audio.features import frame_values
 from ..config import NUM_POSE_STYLES
 from ..types import AudioFeatures

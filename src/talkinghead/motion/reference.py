@@ -6,7 +6,6 @@ A reference shorter than the output is looped; a longer one is cut.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import label, percentile_filter
 
 from ..types import ReferenceMotion
 
@@ -43,6 +42,8 @@ def closure_from_openness(openness: np.ndarray, fps: float) -> np.ndarray:
     as blinks and are scaled so that a typical blink of this video closes fully: trackers see
     real and rendered lids close to different depths.
     """
+    from scipy.ndimage import label, percentile_filter  # 0.2 s to import: only with a reference
+
     x = np.asarray(openness, np.float64)
     size = max(3, int(round(OPEN_BASELINE_S * fps)) | 1)
     level = percentile_filter(x, OPEN_PERCENTILE, size=size, mode="nearest")

@@ -19,7 +19,6 @@ from itertools import pairwise
 import cv2
 import numpy as np
 from scipy import sparse
-from scipy.spatial import Delaunay
 
 INVERSE_ITERATIONS = 6
 STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at all
@@ -30,6 +29,7 @@ SMOOTH_CELLS = 2.0  # Gaussian sigma, grid cells, of the smoothed (rigid) part o
 BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
 DETAIL_LEVELS = 2.0  # a cell needs bicubic sampling where bilinear would differ by more (grey levels)
 SPAN_GAP_CELLS = 2  # bicubic runs of a band closer than this merge (fewer remap calls)
+FAR_RECT = 50  # Subdiv2D's bounding rectangle reaches this many point spans beyond them
 
 Span = tuple[int, int, int, int, int]  # x0, y0, x1, y1 window pixels, cv2 interpolation flag
 
@@ -343,7 +343,7 @@ def _barycentric_matrix(points: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> s
     which take seconds instead of milliseconds when the cores are busy (OpenBLAS threads
     waiting for each other under load). Nodes outside the hull get no weights.
     """
-    simplices = Delaunay(points).simplices  # (T, 3) point indices
+    simplices = delaunay(points)  # (T, 3) point indices
     corners = points[simplices]  # (T, 3, 2)
     tri, rows, cols = _bbox_nodes(corners, gx, gy)
     xy = np.stack([gx[cols], gy[rows]], axis=1).astype(np.float64)
@@ -362,6 +362,26 @@ def _barycentric_matrix(points: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> s
          (np.repeat(node[keep], 3), simplices[tri[keep]].ravel())),
         shape=(len(gx) * len(gy), len(points)),
     )
+
+
+def delaunay(points: np.ndarray) -> np.ndarray:
+    """(T, 3) int point indices of the Delaunay triangles of (P, 2) ``points`` (OpenCV's
+    ``Subdiv2D``: importing SciPy's ``Delaunay`` costs 0.1-0.2 s). A point that repeats
+    another is left out."""
+    # Subdiv2D starts from a triangle around its rectangle: far away, it leaves the points'
+    # hull triangulated as a true Delaunay triangulation would
+    span = float(np.ptp(points, axis=0).max()) + 1
+    lo = np.floor(points.min(axis=0) - FAR_RECT * span)
+    side = int(np.ceil((2 * FAR_RECT + 1) * span)) + 2
+    subdiv = cv2.Subdiv2D((int(lo[0]), int(lo[1]), side, side))
+    located = {}
+    for i, (x, y) in enumerate(np.asarray(points, np.float32)):
+        located.setdefault((float(x), float(y)), i)
+        subdiv.insert((float(x), float(y)))
+    triangles = subdiv.getTriangleList().reshape(-1, 3, 2)
+    indices = [[located.get((float(x), float(y)), -1) for x, y in corners] for corners in triangles]
+    found = np.asarray(indices, np.int64).reshape(-1, 3)
+    return found[(found >= 0).all(axis=1)]  # not the triangles on Subdiv2D's outer corners
 
 
 def _bbox_nodes(corners: np.ndarray, gx: np.ndarray,
