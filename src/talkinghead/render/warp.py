@@ -2,7 +2,7 @@
 
 Control points (mesh vertices, rings around the head, the window's border) are triangulated
 once in the source picture. Each frame, their displacements are interpolated linearly inside
-the triangles onto a coarse grid (a sparse matrix product), scaled by a per-node mobility
+the triangles onto a coarse grid (three weighted points per node), scaled by a per-node mobility
 (0 on the background, so that it stays put), and the forward field is inverted by a damped
 fixed-point iteration (backward field b with b(x) = -f(x + b(x))). The field is smooth, so
 only the grid is computed per frame: one ``cv2.resize`` of the moving block of nodes gives the
@@ -18,7 +18,6 @@ from itertools import pairwise
 
 import cv2
 import numpy as np
-from scipy import sparse
 
 INVERSE_ITERATIONS = 6
 STILL_PX = 0.02  # a backward displacement below this (pixels) is no motion at all
@@ -73,7 +72,7 @@ class WarpField:
         gx = np.arange(cols, dtype=np.float32) * step + offset
         gy = np.arange(rows, dtype=np.float32) * step + offset
         self.grid_shape = (rows, cols)
-        self.weights = _barycentric_matrix(points.astype(np.float64), gx, gy)
+        self.corners, self.weights = _barycentric(points.astype(np.float64), gx, gy)
         self.mobility = None if mobility is None else _grid_mobility(mobility, gx, gy)
         # a cell's pixels fetch from around its node and its neighbours': detail a cell away counts
         self.detail = None if picture is None else cv2.dilate(
@@ -125,8 +124,13 @@ class WarpField:
 
     def _grid_field(self, displacement: np.ndarray) -> np.ndarray:
         """(P, 2) displacements, pixels → (rows, cols, 2) float32 forward field, grid cells."""
-        forward = (self.weights @ displacement.astype(np.float32)).astype(np.float32)
-        return forward.reshape(*self.grid_shape, 2) / self.step
+        # each (x, y) as one complex number: one gather per corner (faster than scipy.sparse)
+        moved = np.ascontiguousarray(displacement, np.float32).view(np.complex64).ravel()
+        corners = moved[self.corners]  # (3, G)
+        forward = corners[0] * self.weights[0]
+        forward += corners[1] * self.weights[1]
+        forward += corners[2] * self.weights[2]
+        return forward.view(np.float32).reshape(*self.grid_shape, 2) / np.float32(self.step)
 
     def cell_mask(self, polygon: np.ndarray, margin: float) -> np.ndarray:
         """(rows, cols) bool: the cells within ``margin`` pixels of a convex (K, 2) polygon
@@ -334,14 +338,16 @@ def _grid_mobility(mobility: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.n
     return np.ascontiguousarray(blurred[ys][:, xs])
 
 
-def _barycentric_matrix(points: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> sparse.csr_matrix:
-    """(G, P) sparse matrix of the barycentric weights of each node of the grid ``gx`` × ``gy``
-    (G = len(gy) · len(gx), row-major) in the Delaunay triangulation of (P, 2) ``points``.
+def _barycentric(points: np.ndarray, gx: np.ndarray,
+                 gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The corners of the Delaunay triangle of (P, 2) ``points`` around each node of the grid
+    ``gx`` × ``gy`` (G = len(gy) · len(gx) nodes, row-major), and the node's barycentric
+    weights in it: (3, G) point indices and (3, G) float32 weights, all 0 outside the hull.
 
     Nodes are located by testing each triangle against the nodes of its bounding box, in
     closed form: SciPy's ``find_simplex`` computes its transforms with threaded LAPACK calls,
     which take seconds instead of milliseconds when the cores are busy (OpenBLAS threads
-    waiting for each other under load). Nodes outside the hull get no weights.
+    waiting for each other under load).
     """
     simplices = delaunay(points)  # (T, 3) point indices
     corners = points[simplices]  # (T, 3, 2)
@@ -357,17 +363,17 @@ def _barycentric_matrix(points: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> s
     order = np.lexsort((-bary.min(axis=1), node))  # per node, the triangle it lies deepest in
     first = order[np.r_[True, node[order][1:] != node[order][:-1]]]
     keep = first[bary[first].min(axis=1) >= -BARY_TOLERANCE]
-    return sparse.csr_matrix(
-        (bary[keep].ravel().astype(np.float32),
-         (np.repeat(node[keep], 3), simplices[tri[keep]].ravel())),
-        shape=(len(gx) * len(gy), len(points)),
-    )
+    indices = np.zeros((3, len(gx) * len(gy)), np.intp)
+    weights = np.zeros((3, len(gx) * len(gy)), np.float32)
+    indices[:, node[keep]] = simplices[tri[keep]].T
+    weights[:, node[keep]] = bary[keep].T
+    return indices, weights
 
 
 def delaunay(points: np.ndarray) -> np.ndarray:
     """(T, 3) int point indices of the Delaunay triangles of (P, 2) ``points`` (OpenCV's
-    ``Subdiv2D``: importing SciPy's ``Delaunay`` costs 0.1-0.2 s). A point that repeats
-    another is left out."""
+    ``Subdiv2D``: importing SciPy costs 0.2-0.3 s). A point that repeats another is left
+    out."""
     # Subdiv2D starts from a triangle around its rectangle: far away, it leaves the points'
     # hull triangulated as a true Delaunay triangulation would
     span = float(np.ptp(points, axis=0).max()) + 1
