@@ -116,7 +116,8 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
     t = np.arange(-half, half + 1, dtype=np.float64)
     design = np.vander(t, 3, increasing=True)  # (window, 3)
     centre = np.linalg.pinv(design)[0]          # weights giving the fit's value at t = 0
-    out = _correlate(x, centre, axis, np.pad(np.moveaxis(x, axis, 0), _pad_width(x.ndim, half)))
+    padded = np.pad(np.moveaxis(x, axis, 0), _pad_width(x.ndim, half))
+    out = np.moveaxis(_correlate(padded, centre), 0, axis)
     moved = np.moveaxis(out, axis, 0)
     data = np.moveaxis(x, axis, 0)
     edge = np.arange(window, dtype=np.float64)
@@ -137,16 +138,15 @@ def gaussian_filter1d(x: np.ndarray, sigma: float, axis: int = -1) -> np.ndarray
     radius = int(4.0 * sigma + 0.5)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    data = np.moveaxis(x, axis, 0)
-    return _correlate(x, kernel / kernel.sum(), axis, _mirrored(data, radius))
+    padded = _mirrored(np.moveaxis(x, axis, 0), radius)
+    return np.moveaxis(_correlate(padded, kernel / kernel.sum()), 0, axis)
 
 
 def minimum_filter1d(x: np.ndarray, size: int) -> np.ndarray:
     """(n,) minimum over ``size`` samples centred on each (window [i - size // 2, i + (size - 1)
     // 2]), ends mirrored, as ``scipy.ndimage.minimum_filter1d``."""
     x = np.asarray(x)
-    left, right = size // 2, (size - 1) // 2
-    padded = _mirrored(x, max(left, right))[max(left, right) - left:len(x) + max(left, right) + right]
+    padded = _mirrored(x, size // 2)[:len(x) + size - 1]
     return np.lib.stride_tricks.sliding_window_view(padded, size).min(axis=1)
 
 
@@ -160,14 +160,13 @@ def _pad_width(ndim: int, pad: int) -> list[tuple[int, int]]:
     return [(pad, pad)] + [(0, 0)] * (ndim - 1)
 
 
-def _correlate(x: np.ndarray, weights: np.ndarray, axis: int, padded: np.ndarray) -> np.ndarray:
-    """Σ_k weights[k] · padded[i + k] along axis 0 of ``padded`` (``x`` moved to axis 0 and
-    extended by len(weights) // 2 at both ends), as an array shaped like ``x``."""
-    out = np.zeros(np.moveaxis(x, axis, 0).shape, np.float64)
-    n = out.shape[0]
+def _correlate(padded: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_k weights[k] · padded[i + k] along axis 0, for i < len(padded) - len(weights) + 1."""
+    n = len(padded) - len(weights) + 1
+    out = np.zeros((n, *padded.shape[1:]), np.float64)
     for k, w in enumerate(weights):
         out += w * padded[k:k + n]
-    return np.moveaxis(out, 0, axis)
+    return out
 
 
 def medfilt3(x: np.ndarray) -> np.ndarray:

@@ -159,7 +159,7 @@ def photo_grain(gray: np.ndarray, box: tuple[int, int, int, int], scale: float,
         at = (np.arange(GRAIN_TILE, dtype=np.float32) + 0.5) * small / GRAIN_TILE - 0.5 + 2
         noise = cv2.remap(wrapped, *np.meshgrid(at, at), cv2.INTER_CUBIC)
     texture = noise - noise.mean()
-    return texture * np.float32(level / max(_fine_level(texture, 1), 1e-6))
+    return texture * np.float32(level / max(_fine_level(texture), 1e-6))
 
 
 def _fine_level(image: np.ndarray, quantile: float = 10) -> float:
