@@ -25,7 +25,8 @@ def _lips(gap: float) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([XS, 50 - 0.1 * gap * bulge], 1), np.stack([XS, 50 + 0.9 * gap * bulge], 1)
 
 
-def _mouth_picture(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+def _mouth_picture(upper: np.ndarray, lower: np.ndarray, teeth=(235, 230, 215),
+                   cavity=(40, 15, 20)) -> np.ndarray:
     """A red face with, between the lips, pale teeth on top and a dark cavity below."""
     image = np.zeros((100, 120, 3), np.uint8)
     image[:] = (200, 90, 90)
@@ -33,8 +34,8 @@ def _mouth_picture(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         top = np.interp(x, XS, upper[:, 1])
         bottom = np.interp(x, XS, lower[:, 1])
         mid = int(round((top + bottom) / 2))
-        image[int(np.floor(top)):mid, x] = (235, 230, 215)
-        image[mid:int(np.ceil(bottom)) + 1, x] = (40, 15, 20)
+        image[int(np.floor(top)):mid, x] = teeth
+        image[mid:int(np.ceil(bottom)) + 1, x] = cavity
     return image
 
 
@@ -46,6 +47,11 @@ def test_teeth_and_cavity_colours_come_from_a_photo_with_parted_lips():
     thin_upper, thin_lower = _lips(1.5)
     assert seen_interior(_mouth_picture(thin_upper, thin_lower), thin_upper, thin_lower,
                          IOD) == (None, None)
+    # teeth in shadow: dim, but pale and far brighter than the cavity
+    shaded, _ = seen_interior(_mouth_picture(upper, lower, (70, 66, 62), (6, 4, 5)), upper, lower, IOD)
+    np.testing.assert_allclose(shaded, (70, 66, 62), atol=8)
+    dim, _ = seen_interior(_mouth_picture(upper, lower, (70, 66, 62), (40, 30, 30)), upper, lower, IOD)
+    assert dim is None
 
 
 def test_the_painted_interior_is_as_soft_as_the_photo_around_it(portrait_path):

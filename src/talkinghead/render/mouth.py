@@ -12,6 +12,8 @@ TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
 SPLIT_RANGE = (0.3, 0.8)  # where the photo's upper teeth may meet the lower (share of its opening)
+TEETH_LEVEL = 90.0         # teeth are this bright; in shadow, at least this bright ...
+SHADED_TEETH_LEVEL = 40.0  # ... and three times as bright as the cavity
 SEEN_CAVITY_MAX = 80.0  # the darkest quarter of the photo's interior is its cavity if this dark
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
@@ -98,8 +100,8 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     """(teeth, cavity) colours (3,) float32 of the photo's mouth interior between the inner
     lips ``upper``, ``lower`` (K, 2) pixels: the mean of its brightest and of its darkest
     quarter; (None, None) when the gap is too thin to hold both. Teeth are None when nothing
-    there looks like teeth (pale, brighter than the lips), the cavity when nothing is dark (a
-    smile's interior all teeth)."""
+    there looks like teeth (pale, and bright or in shadow far brighter than the cavity), the
+    cavity when nothing is dark (a smile's interior all teeth)."""
     if float(np.median(lower[:, 1] - upper[:, 1])) < SEEN_GAP_IOD * iod:
         return None, None
     polygon = np.concatenate([upper, lower[-2:0:-1]])
@@ -118,7 +120,8 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     dark, bright = pixels[order[:quarter]].mean(axis=0), pixels[order[-quarter:]].mean(axis=0)
     saturation = float(bright.max() - bright.min()) / max(float(bright.max()), 1.0)
     cavity = dark.astype(np.float32) if dark.mean() <= SEEN_CAVITY_MAX else None
-    if bright.mean() < 90 or saturation > 0.45:
+    pale_enough = min(TEETH_LEVEL, max(SHADED_TEETH_LEVEL, 3 * float(dark.mean())))
+    if bright.mean() < pale_enough or saturation > 0.45:
         return None, cavity
     return bright.astype(np.float32), cavity
 
