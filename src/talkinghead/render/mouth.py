@@ -12,8 +12,8 @@ TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
 SPLIT_RANGE = (0.3, 0.8)  # where the photo's upper teeth may meet the lower (share of its opening)
-TEETH_LEVEL = 90.0         # teeth are this bright; in shadow, at least this bright ...
-SHADED_TEETH_LEVEL = 40.0  # ... and three times as bright as the cavity
+TEETH_LEVEL = 90.0         # the photo's brightest interior quarter is teeth if this bright, ...
+SHADED_TEETH_LEVEL = 40.0  # ... or, in shadow, this bright and three times the cavity's level
 SEEN_CAVITY_MAX = 80.0  # the darkest quarter of the photo's interior is its cavity if this dark
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
