@@ -252,11 +252,21 @@ def detail_cells(picture: np.ndarray, step: int, grid_shape: tuple[int, int],
 def fold_measure(forward: np.ndarray) -> np.ndarray:
     """(rows, cols) Jacobian determinant of the map p → p + ``forward`` (rows, cols, 2) in grid
     units (1: no local area change; ≤ 0: the map folds over itself there)."""
-    gx_x = np.gradient(forward[..., 0], axis=1) + 1
-    gx_y = np.gradient(forward[..., 0], axis=0)
-    gy_x = np.gradient(forward[..., 1], axis=1)
-    gy_y = np.gradient(forward[..., 1], axis=0) + 1
-    return gx_x * gy_y - gx_y * gy_x
+    d_cols, d_rows = _gradient(forward, 1), _gradient(forward, 0)
+    return (d_cols[..., 0] + 1) * (d_rows[..., 1] + 1) - d_rows[..., 0] * d_cols[..., 1]
+
+
+CENTRAL_DIFFERENCE = np.array([[-0.5, 0.0, 0.5]], np.float32)
+
+
+def _gradient(field: np.ndarray, axis: int) -> np.ndarray:
+    """``np.gradient`` of a (rows, cols, C ≤ 4) float32 field along ``axis`` (0 or 1), every
+    channel in one filter: central differences inside, one-sided at the ends."""
+    kernel = CENTRAL_DIFFERENCE if axis == 1 else CENTRAL_DIFFERENCE.T
+    out = cv2.filter2D(field, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+    f, d = np.moveaxis(field, axis, 0), np.moveaxis(out, axis, 0)
+    d[0], d[-1] = f[1] - f[0], f[-1] - f[-2]
+    return out
 
 
 def unfolded(forward: np.ndarray, folds: np.ndarray | None = None) -> np.ndarray:
