@@ -133,7 +133,7 @@ def test_a_photo_with_visible_teeth_shows_them_unstretched_at_a_wider_opening(po
         top, bottom = np.interp(x, upper[:, 0], upper[:, 1]), np.interp(x, lower[:, 0], lower[:, 1])
         photo[int(np.ceil(top)):int(top + 0.4 * (bottom - top)), x] = 250 if x // 3 % 2 else 170
     renderer, source = _renderer(Portrait(photo))
-    assert renderer.look.seen is not None
+    assert renderer.look.own_teeth is not None
     wider = source.copy()
     wider[CHANNELS.index("jaw_open")] += 0.5
     frame = renderer.render(wider, np.zeros(6, np.float32), 0.0).astype(np.float32)

@@ -24,7 +24,7 @@ CORNER_OPEN_IOD = 0.1  # ... once the lips are this far apart (IOD); less at sma
 
 
 @dataclass(frozen=True)
-class SeenTeeth:
+class OwnTeeth:
     """The photo's own mouth interior, shown at any opening instead of painted teeth:
     ``pixels`` (h, w, 3) uint8, a crop of the photo around its opening; ``upper``, ``lower``
     (K, 2) its inner-lip contours in crop pixels, corner to corner, paired; ``split``: where
@@ -36,7 +36,7 @@ class SeenTeeth:
     split: float = 0.5
 
     @classmethod
-    def of(cls, image: np.ndarray, upper: np.ndarray, lower: np.ndarray, margin: int = 4) -> SeenTeeth:
+    def of(cls, image: np.ndarray, upper: np.ndarray, lower: np.ndarray, margin: int = 4) -> OwnTeeth:
         """The crop of a (H, W, 3) uint8 photo around its opening between the inner lips
         ``upper``, ``lower`` (K, 2) photo pixels, with ``margin`` px to spare, split where
         the middle half of the opening is darkest across (the line where the rows meet)."""
@@ -67,8 +67,8 @@ class MouthLook:
     """Colours sampled from the photo. ``lip``, ``skin``: (3,) float32 RGB 0..255; ``iod``: px.
     ``seen_teeth``, ``seen_cavity``: (3,) colours of the photo's own mouth interior when its
     lips are parted, else None. ``blur``: px (Gaussian sigma) by which the painted interior is
-    softened to match the photo's own sharpness around the mouth (``added_blur``). ``seen``:
-    the photo's own teeth (``SeenTeeth``), shown instead of painted ones; None: painted.
+    softened to match the photo's own sharpness around the mouth (``added_blur``). ``own_teeth``:
+    the photo's own teeth (``OwnTeeth``), shown instead of painted ones; None: painted.
     ``grain``: (GRAIN_TILE, GRAIN_TILE) float32 relative brightness texture laid over the
     painted interior, so that it has the photo's film grain or noise (``photo_grain``)."""
 
@@ -78,7 +78,7 @@ class MouthLook:
     seen_teeth: np.ndarray | None = None
     seen_cavity: np.ndarray | None = None
     blur: float = 0.0
-    seen: SeenTeeth | None = None
+    own_teeth: OwnTeeth | None = None
     grain: np.ndarray | None = None
 
     @property
@@ -208,8 +208,8 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
         interior = cv2.GaussianBlur(interior, (0, 0), look.blur)
     if look.grain is not None:
         interior *= 1 + _tiled(look.grain, x0, y0, x1, y1)[..., None]
-    if look.seen is not None:
-        interior = _with_seen_teeth(interior, upper, lower, look.seen)
+    if look.own_teeth is not None:
+        interior = _with_own_teeth(interior, upper, lower, look.own_teeth)
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
@@ -263,30 +263,30 @@ def between_curves(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int],
     return mask * np.clip(gap, 0, 1).astype(np.float32)[None, :]
 
 
-def _with_seen_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                     seen: SeenTeeth) -> np.ndarray:
+def _with_own_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                     own: OwnTeeth) -> np.ndarray:
     """The (h, w, 3) float32 ``picture`` of an opening between the inner lips ``upper``,
     ``lower`` (K, 2 patch pixels) with the photo's own interior laid over it in two halves,
     unstretched: the upper half hangs from the upper lip (upper teeth move with it), the lower
-    half stands on the lower lip (lower teeth move with the jaw), split at ``seen.split``, and
+    half stands on the lower lip (lower teeth move with the jaw), split at ``own.split``, and
     the painted cavity shows where they part. Columns map between the lip corners in
     proportion."""
     h, w = picture.shape[:2]
     xs = np.arange(w, dtype=np.float32)
     ys = np.arange(h, dtype=np.float32)[:, None]
     share = (xs - upper[0, 0]) / max(float(upper[-1, 0] - upper[0, 0]), 1e-3)
-    sx = seen.upper[0, 0] + share * (seen.upper[-1, 0] - seen.upper[0, 0])
-    seen_top = np.interp(sx, seen.upper[:, 0], seen.upper[:, 1])
-    seen_bottom = np.interp(sx, seen.lower[:, 0], seen.lower[:, 1])
-    split = seen_top + seen.split * (seen_bottom - seen_top)
+    sx = own.upper[0, 0] + share * (own.upper[-1, 0] - own.upper[0, 0])
+    own_top = np.interp(sx, own.upper[:, 0], own.upper[:, 1])
+    own_bottom = np.interp(sx, own.lower[:, 0], own.lower[:, 1])
+    split = own_top + own.split * (own_bottom - own_top)
     below_upper = ys - np.interp(xs, upper[:, 0], upper[:, 1])
     above_lower = np.interp(xs, lower[:, 0], lower[:, 1]) - ys
     columns = np.broadcast_to(sx, (h, w)).astype(np.float32)
     out = picture
     # the lower half reaches a pixel further: where the halves just meet, no cavity shows between
-    for depth, at, reach in ((above_lower, seen_bottom - above_lower, seen_bottom - split + 1.5),
-                             (below_upper, seen_top + below_upper, split - seen_top + 0.5)):
-        layer = cv2.remap(seen.pixels, columns, at.astype(np.float32), cv2.INTER_LINEAR,
+    for depth, at, reach in ((above_lower, own_bottom - above_lower, own_bottom - split + 1.5),
+                             (below_upper, own_top + below_upper, split - own_top + 0.5)):
+        layer = cv2.remap(own.pixels, columns, at.astype(np.float32), cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         cover = np.clip(reach - depth, 0, 1).astype(np.float32)[..., None]
         out = out + (layer - out) * cover
@@ -295,7 +295,7 @@ def _with_seen_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
 
 def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look: MouthLook) -> np.ndarray:
     """(h, w, 3) float32 picture of cavity and teeth for the lip contours (patch pixels); no
-    painted teeth where the photo's own are shown (``look.seen``)."""
+    painted teeth where the photo's own are shown (``look.own_teeth``)."""
     h, w = shape
     xs = np.arange(w, dtype=np.float32)
     ys = np.arange(h, dtype=np.float32)[:, None]
@@ -310,7 +310,7 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     picture = np.broadcast_to(look.cavity, (h, w, 3)) * (1.4 - shade)[..., None]
     tongue = np.clip((depth - 0.55) / 0.3, 0, 1) * np.clip((0.8 - across) / 0.3, 0, 1)
     picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
-    if look.seen is not None:
+    if look.own_teeth is not None:
         return picture
     soft = max(1.0, 0.012 * look.iod)
     rounding = _tooth_rounding(xs - centre, look.iod)[None, :]

@@ -11,7 +11,7 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import (MouthLook, SeenTeeth, added_blur, between_curves, paint_mouth, photo_grain,
+from .mouth import (MouthLook, OwnTeeth, added_blur, between_curves, paint_mouth, photo_grain,
                     reach_corners, seen_interior)
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
@@ -121,9 +121,9 @@ class Renderer:
         """How much of the mouth opening is painted (0..1): all of it for a photo with closed
         lips; for parted lips, none while the warp stretches the photo's own interior little,
         all of it once that would stretch beyond STRETCH_FROM + STRETCH_FADE × its gap; with
-        the photo's own teeth shown (``MouthLook.seen``), all of it once the lips part further
+        the photo's own teeth shown (``MouthLook.own_teeth``), all of it once the lips part further
         than in the photo (its interior is then shown unstretched, see ``paint_mouth``)."""
-        if self.look.seen is not None:
+        if self.look.own_teeth is not None:
             start, fade = self.source_gap, STRETCH_FADE_IOD * self.fit.iod
         else:
             start = STRETCH_FROM * self.source_gap
@@ -287,9 +287,9 @@ def _mouth_look(image: np.ndarray, fit: FaceFit, scale: float) -> MouthLook:
     (x0, y0), (x1, y1) = np.floor(around.min(axis=0) - margin), np.ceil(around.max(axis=0) + margin)
     box = (int(x0), int(y0), int(x1), int(y1))
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    seen = None if teeth is None else SeenTeeth.of(image, upper, lower)
+    own_teeth = None if teeth is None else OwnTeeth.of(image, upper, lower)
     return MouthLook(lip=sample(lips), skin=sample(cheeks), iod=fit.iod, seen_teeth=teeth,
-                     seen_cavity=cavity, blur=added_blur(gray, box), seen=seen,
+                     seen_cavity=cavity, blur=added_blur(gray, box), own_teeth=own_teeth,
                      grain=photo_grain(gray, box, scale))
 
 
