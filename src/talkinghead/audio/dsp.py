@@ -161,12 +161,11 @@ def _pad_width(ndim: int, pad: int) -> list[tuple[int, int]]:
 
 
 def _correlate(padded: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Σ_k weights[k] · padded[i + k] along axis 0, for i < len(padded) - len(weights) + 1."""
-    n = len(padded) - len(weights) + 1
-    out = np.zeros((n, *padded.shape[1:]), np.float64)
-    for k, w in enumerate(weights):
-        out += w * padded[k:k + n]
-    return out
+    """Σ_k weights[k] · padded[i + k] along axis 0, for i < len(padded) - len(weights) + 1
+    (``np.convolve`` per column: a C loop, where a tap-by-tap sum costs ~20 µs a tap)."""
+    columns = np.asarray(padded, np.float64).reshape(len(padded), -1)
+    out = np.stack([np.convolve(c, weights[::-1], "valid") for c in columns.T], axis=1)
+    return out.reshape(len(out), *padded.shape[1:])
 
 
 def medfilt3(x: np.ndarray) -> np.ndarray:
