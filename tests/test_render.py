@@ -193,7 +193,7 @@ def test_smooth_areas_are_resampled_bilinearly_and_detailed_ones_bicubically():
     out = picture.copy()
     warp_into(out, Picture.of(picture), m)
     x0, y0, x1, y1 = m.box
-    dense = cv2.remap(picture, m.xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    dense = _dense(picture, m.xy, cv2.INTER_CUBIC)
     got = out[y0:y1, x0:x1].astype(int)
     split = width // 2 - x0
     assert np.abs(got[:, :split - 8] - dense[:, :split - 8]).max() <= DETAIL_LEVELS + 1
@@ -233,12 +233,43 @@ def test_spans_resample_like_a_dense_remap(crop):
     kinds = {interpolation for *_, interpolation in m.spans}
     assert kinds == {cv2.INTER_LINEAR, cv2.INTER_CUBIC}
     for interpolation in kinds:
-        dense = cv2.remap(crop.window, m.xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+        dense = _dense(crop.window, m.xy, interpolation)
         for sx0, sy0, sx1, sy1, kind in m.spans:
             if kind == interpolation:
                 got = out[sy0:sy1, sx0:sx1].astype(int)
                 want = dense[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
                 assert np.array_equal(got, want)
+
+
+def _dense(picture: np.ndarray, xy: np.ndarray, interpolation: int) -> np.ndarray:
+    """One resampling of the whole map: bilinear, or the spans' bicubic-luma (``Picture.sharp``)."""
+    if interpolation == cv2.INTER_LINEAR:
+        return cv2.remap(picture, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    out = np.empty((*xy.shape[:2], 3), np.uint8)
+    Picture.of(picture).sharp(xy, out)
+    return out
+
+
+def test_sharp_resampling_is_bicubic_in_luma_and_keeps_the_colours():
+    """Texture in luma over smooth colour: the result is a bicubic RGB remap to within the
+    rounding of the colour conversion, and its luma is a bicubic luma remap's to one level."""
+    rng = np.random.default_rng(5)
+    height, width = 48, 64
+    grey = cv2.GaussianBlur(rng.integers(0, 255, (height, width)).astype(np.float32), (0, 0), 0.7)
+    hue = np.linspace(0, 1, width, dtype=np.float32)[None, :, None] * np.array([60, -30, -50], np.float32)
+    picture = np.clip(grey[..., None] * 0.6 + 50 + hue, 0, 255).astype(np.uint8)
+    gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    xy = np.dstack([gx + 0.37 + 0.8 * np.sin(gy / 7), gy - 0.61]).astype(np.float32)
+    got = _dense(picture, xy, cv2.INTER_CUBIC)
+    cubic = cv2.remap(picture, xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    linear = cv2.remap(picture, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inner = (slice(2, -2), slice(2, -2))
+    error = np.abs(got.astype(int) - cubic)[inner]
+    assert error.max() <= 2 and error.mean() < 0.6
+    assert np.abs(linear.astype(int) - cubic)[inner].mean() > 4 * error.mean()
+    luma = cv2.remap(cv2.cvtColor(picture, cv2.COLOR_RGB2YCrCb)[..., 0], xy, None, cv2.INTER_CUBIC,
+                     borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(cv2.cvtColor(got, cv2.COLOR_RGB2YCrCb)[..., 0].astype(int) - luma)[inner].max() <= 1
 
 
 def test_the_face_is_resampled_bicubically(crop):

@@ -198,18 +198,29 @@ class WarpField:
 
 @dataclass(frozen=True)
 class Picture:
-    """A source picture in the layouts ``cv2.remap`` is fastest with: ``rgb`` (H, W, 3) uint8
-    for bicubic (rounded and saturated by OpenCV, faster than float32 then clipping), ``rgba``
-    (H, W, 4) the same pixels with a fourth channel for bilinear (OpenCV vectorises four-channel
-    bilinear remaps: 1.7× faster, converting back included)."""
+    """A source picture in the layouts ``cv2.remap`` is fastest with: ``rgba`` (H, W, 4) uint8,
+    the pixels with a fourth channel, for bilinear (OpenCV vectorises four-channel bilinear
+    remaps: 1.7× faster, converting back included); ``luma`` (H, W) uint8 and ``chroma``
+    (H, W, 4) uint8 (Cr, Cb, Cr, Cb), the same pixels in YCrCb, for bicubic: detail is seen in
+    luma (and the video keeps a quarter of the chroma), so only luma is resampled bicubically
+    and chroma bilinearly (15 % faster than a bicubic RGB remap; 55 dB apart)."""
 
-    rgb: np.ndarray
     rgba: np.ndarray
+    luma: np.ndarray
+    chroma: np.ndarray
 
     @classmethod
     def of(cls, image: np.ndarray) -> Picture:
-        rgb = np.ascontiguousarray(image)
-        return cls(rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA))
+        ycc = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YCrCb)
+        luma, cr, cb = cv2.split(ycc)
+        return cls(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), luma, cv2.merge([cr, cb, cr, cb]))
+
+    def sharp(self, xy: np.ndarray, out: np.ndarray) -> None:
+        """Resample at (h, w, 2) float32 source positions into ``out`` (h, w, 3) uint8 RGB:
+        luma bicubic, chroma bilinear."""
+        luma = cv2.remap(self.luma, xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        chroma = cv2.remap(self.chroma, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.cvtColor(cv2.merge([luma, chroma[..., 0], chroma[..., 1]]), cv2.COLOR_YCrCb2RGB, dst=out)
 
 
 def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
@@ -222,8 +233,7 @@ def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
             sampled = cv2.remap(source.rgba, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
             cv2.cvtColor(sampled, cv2.COLOR_RGBA2RGB, dst=out[y0:y1, x0:x1])
         else:
-            cv2.remap(source.rgb, xy, None, interpolation, dst=out[y0:y1, x0:x1],
-                      borderMode=cv2.BORDER_REPLICATE)
+            source.sharp(xy, out[y0:y1, x0:x1])
 
 
 # 1-D weights of the four samples around a point half-way between two pixels
