@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from talkinghead import Config, FaceConfig, Pipeline
 from talkinghead.face import regions as R
 from talkinghead.face.model import CHANNELS
 from talkinghead.media import load_image
-from talkinghead.render.mouth import MouthLook, added_blur, paint_mouth, photo_grain, seen_interior
+from talkinghead.render.mouth import (CAVITY_SATURATION, LUMA, MouthLook, added_blur, paint_mouth,
+                                     photo_grain, seen_interior)
 from talkinghead.render.renderer import Renderer
 from talkinghead.types import MotionTrack, Portrait
 
@@ -52,6 +54,19 @@ def test_teeth_and_cavity_colours_come_from_a_photo_with_parted_lips():
     np.testing.assert_allclose(shaded, (70, 66, 62), atol=8)
     dim, _ = seen_interior(_mouth_picture(upper, lower, (70, 66, 62), (40, 30, 30)), upper, lower, IOD)
     assert dim is None
+
+
+def test_a_red_shadow_between_the_lips_is_muted_into_a_cavity_colour():
+    """The darkest pixels of a photo's opening can be its red lips' shadowed edges: the cavity
+    keeps their brightness and hue but no more than CAVITY_SATURATION; a dull one is kept."""
+    upper, lower = _lips(12)
+    red = np.array([85, 16, 22], np.float32)
+    _, cavity = seen_interior(_mouth_picture(upper, lower, cavity=tuple(red)), upper, lower, IOD)
+    assert (cavity.max() - cavity.min()) / cavity.max() == pytest.approx(CAVITY_SATURATION, abs=1e-3)
+    assert float(cavity @ LUMA) == pytest.approx(float(red @ LUMA), abs=0.5)
+    assert cavity[0] > cavity[2] > cavity[1]
+    _, dull = seen_interior(_mouth_picture(upper, lower, cavity=(30, 24, 24)), upper, lower, IOD)
+    np.testing.assert_allclose(dull, (30, 24, 24), atol=0.5)
 
 
 def test_the_painted_interior_is_as_soft_as_the_photo_around_it(portrait_path):

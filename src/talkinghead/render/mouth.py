@@ -11,10 +11,13 @@ EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks 
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
+OWN_EDGE_IOD = 0.015  # the photo's own teeth halves fade into the painted cavity over this, IOD
 SPLIT_RANGE = (0.3, 0.8)  # where the photo's upper teeth may meet the lower (share of its opening)
 TEETH_LEVEL = 90.0         # the photo's brightest interior quarter is teeth if this bright, ...
 SHADED_TEETH_LEVEL = 40.0  # ... or, in shadow, this bright and three times the cavity's level
 SEEN_CAVITY_MAX = 80.0  # the darkest quarter of the photo's interior is its cavity if this dark
+CAVITY_SATURATION = 0.6  # ... with at most this saturation ((max - min) / max of its RGB)
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 REBLUR_PX = 1.0
 SHARP_SIGMA_PX = 0.6  # the blur of a sharp photo's edges (pixel footprint and optics), px
 GRAIN_TILE = 128       # px, side of the repeating grain texture laid over the painted interior
@@ -119,11 +122,23 @@ def seen_interior(image: np.ndarray, upper: np.ndarray, lower: np.ndarray,
     quarter = max(1, len(order) // 4)
     dark, bright = pixels[order[:quarter]].mean(axis=0), pixels[order[-quarter:]].mean(axis=0)
     saturation = float(bright.max() - bright.min()) / max(float(bright.max()), 1.0)
-    cavity = dark.astype(np.float32) if dark.mean() <= SEEN_CAVITY_MAX else None
+    cavity = muted(dark.astype(np.float32)) if dark.mean() <= SEEN_CAVITY_MAX else None
     pale_enough = min(TEETH_LEVEL, max(SHADED_TEETH_LEVEL, 3 * float(dark.mean())))
     if bright.mean() < pale_enough or saturation > 0.45:
         return None, cavity
     return bright.astype(np.float32), cavity
+
+
+def muted(colour: np.ndarray, saturation: float = CAVITY_SATURATION) -> np.ndarray:
+    """An RGB ``colour`` (3,) mixed towards its own grey (luma) until its saturation, (max -
+    min) / max, is at most ``saturation``. The darkest pixels of a thin opening between red
+    lips are the lips' shadowed inner edges, far redder than the mouth behind them."""
+    grey = float(colour @ LUMA)
+    d = colour - grey
+    spread = float(d.max() - d.min())
+    room = spread - saturation * float(d.max())  # k·room = saturation·grey at the limit
+    k = 1.0 if room <= 0 else min(1.0, saturation * grey / room)
+    return (grey + k * d).astype(np.float32)
 
 
 def added_blur(gray: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -209,7 +224,7 @@ def paint_mouth(frame: np.ndarray, upper: np.ndarray, lower: np.ndarray, look: M
     if look.grain is not None:
         interior *= 1 + _tiled(look.grain, x0, y0, x1, y1)[..., None]
     if look.own_teeth is not None:
-        interior = _with_own_teeth(interior, upper, lower, look.own_teeth)
+        interior = _with_own_teeth(interior, upper, lower, look.own_teeth, look.iod)
     mask *= opacity
     patch = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = (patch + (interior - patch) * mask[..., None]).astype(np.uint8)
@@ -264,14 +279,15 @@ def between_curves(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int],
 
 
 def _with_own_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-                     own: OwnTeeth) -> np.ndarray:
+                     own: OwnTeeth, iod: float) -> np.ndarray:
     """The (h, w, 3) float32 ``picture`` of an opening between the inner lips ``upper``,
     ``lower`` (K, 2 patch pixels) with the photo's own interior laid over it in two halves,
     unstretched: the upper half hangs from the upper lip (upper teeth move with it), the lower
     half stands on the lower lip (lower teeth move with the jaw), split at ``own.split``, and
     the painted cavity shows where they part. Columns map between the lip corners in
-    proportion."""
+    proportion. The halves' cut edges fade over OWN_EDGE_IOD × ``iod`` px."""
     h, w = picture.shape[:2]
+    soft = max(1.0, OWN_EDGE_IOD * iod)
     xs = np.arange(w, dtype=np.float32)
     ys = np.arange(h, dtype=np.float32)[:, None]
     share = (xs - upper[0, 0]) / max(float(upper[-1, 0] - upper[0, 0]), 1e-3)
@@ -288,7 +304,7 @@ def _with_own_teeth(picture: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                              (below_upper, own_top + below_upper, split - own_top + 0.5)):
         layer = cv2.remap(own.pixels, columns, at.astype(np.float32), cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        cover = np.clip(reach - depth, 0, 1).astype(np.float32)[..., None]
+        cover = np.clip((reach - depth) / soft + 0.5, 0, 1).astype(np.float32)[..., None]
         out = out + (layer - out) * cover
     return out
 
