@@ -242,7 +242,7 @@ def test_spans_resample_like_a_dense_remap(crop):
 
 
 def _dense(picture: np.ndarray, xy: np.ndarray, interpolation: int) -> np.ndarray:
-    """One resampling of the whole map: bilinear, or the spans' bicubic-luma (``Picture.sharp``)."""
+    """One resampling of the whole map: bilinear, or the sharp spans' (``Picture.sharp``)."""
     if interpolation == cv2.INTER_LINEAR:
         return cv2.remap(picture, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
     out = np.empty((*xy.shape[:2], 3), np.uint8)
@@ -250,12 +250,15 @@ def _dense(picture: np.ndarray, xy: np.ndarray, interpolation: int) -> np.ndarra
     return out
 
 
-def test_sharp_resampling_is_bicubic_in_luma_and_keeps_the_colours():
-    """Texture in luma over smooth colour: the result is a bicubic RGB remap to within the
-    rounding of the colour conversion, and its luma is a bicubic luma remap's to one level."""
+def test_sharp_resampling_is_as_sharp_as_bicubic():
+    """Bilinear sampling of the doubled, slightly sharpened picture (``Picture.sharp``) keeps
+    texture as bicubic sampling does, at full and half scale, where bilinear sampling of the
+    picture itself loses a third of its Laplacian variance; pixel by pixel it stays close to
+    bicubic."""
     rng = np.random.default_rng(5)
     height, width = 48, 64
-    grey = cv2.GaussianBlur(rng.integers(0, 255, (height, width)).astype(np.float32), (0, 0), 0.7)
+    grey = cv2.GaussianBlur(rng.integers(0, 255, (height, width)).astype(np.float32), (0, 0), 1.0)
+    grey = (grey - grey.mean()) / grey.std() * 40 + 128
     hue = np.linspace(0, 1, width, dtype=np.float32)[None, :, None] * np.array([60, -30, -50], np.float32)
     picture = np.clip(grey[..., None] * 0.6 + 50 + hue, 0, 255).astype(np.uint8)
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -263,13 +266,18 @@ def test_sharp_resampling_is_bicubic_in_luma_and_keeps_the_colours():
     got = _dense(picture, xy, cv2.INTER_CUBIC)
     cubic = cv2.remap(picture, xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     linear = cv2.remap(picture, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inner = (slice(2, -2), slice(2, -2))
+    inner = (slice(3, -3), slice(3, -3))
+
+    def texture(image: np.ndarray, scale: float) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)[inner]
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+    for scale in (1.0, 0.5):
+        assert 0.95 < texture(got, scale) / texture(cubic, scale) < 1.12
+    assert texture(linear, 1.0) / texture(cubic, 1.0) < 0.75
     error = np.abs(got.astype(int) - cubic)[inner]
-    assert error.max() <= 2 and error.mean() < 0.6
-    assert np.abs(linear.astype(int) - cubic)[inner].mean() > 4 * error.mean()
-    luma = cv2.remap(cv2.cvtColor(picture, cv2.COLOR_RGB2YCrCb)[..., 0], xy, None, cv2.INTER_CUBIC,
-                     borderMode=cv2.BORDER_REPLICATE)
-    assert np.abs(cv2.cvtColor(got, cv2.COLOR_RGB2YCrCb)[..., 0].astype(int) - luma)[inner].max() <= 1
+    assert error.mean() < 0.5 * np.abs(linear.astype(int) - cubic)[inner].mean() and error.max() <= 6
 
 
 def test_the_face_is_resampled_bicubically(crop):

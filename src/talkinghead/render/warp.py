@@ -7,9 +7,9 @@ the triangles onto a coarse grid (three weighted points per node), scaled by a p
 fixed-point iteration (backward field b with b(x) = -f(x + b(x))). The field is smooth, so
 only the grid is computed per frame: one ``cv2.resize`` of the moving block of nodes gives the
 source position of every pixel, exactly the bilinear interpolation of the nodes. Pixels are
-resampled with ``cv2.remap`` only in horizontal bands around the nodes that move, bicubic
-where the face has detail that bilinear sampling would soften and bilinear elsewhere; every
-other pixel is the source pixel, untouched.
+resampled with ``cv2.remap`` only in horizontal bands around the nodes that move, sharply
+(as bicubic sampling would: ``Picture.sharp``) where the face has detail that bilinear sampling
+would soften and bilinear elsewhere; every other pixel is the source pixel, untouched.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ UNFOLD_ROUNDS = 8
 SMOOTH_CELLS = 2.0  # Gaussian sigma, grid cells, of the smoothed (rigid) part of the field
 BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
 DETAIL_LEVELS = 2.0  # a cell needs bicubic sampling where bilinear would differ by more (grey levels)
+UNSHARP = (1.5, 0.2)  # Gaussian sigma (px of the doubled picture) and amount sharpening it
 SPAN_GAP_CELLS = 2  # bicubic runs of a band closer than this merge (fewer remap calls)
 FAR_RECT = 50  # Subdiv2D's bounding rectangle reaches this many point spans beyond them
 
@@ -198,29 +199,30 @@ class WarpField:
 
 @dataclass(frozen=True)
 class Picture:
-    """A source picture in the layouts ``cv2.remap`` is fastest with: ``rgba`` (H, W, 4) uint8,
-    the pixels with a fourth channel, for bilinear (OpenCV vectorises four-channel bilinear
-    remaps: 1.7× faster, converting back included); ``luma`` (H, W) uint8 and ``chroma``
-    (H, W, 4) uint8 (Cr, Cb, Cr, Cb), the same pixels in YCrCb, for bicubic: detail is seen in
-    luma (and the video keeps a quarter of the chroma), so only luma is resampled bicubically
-    and chroma bilinearly (15 % faster than a bicubic RGB remap; 55 dB apart)."""
+    """A source picture in the layouts ``cv2.remap`` is fastest with (four channels: OpenCV
+    vectorises four-channel bilinear remaps, 1.7× faster, converting back included): ``rgba``
+    (H, W, 4) uint8, the pixels, for bilinear spans; ``double`` (2H, 2W, 4) uint8, the picture
+    enlarged twice (Lanczos, then UNSHARP), for sharp spans: bilinear sampling of it is as
+    sharp as bicubic sampling of the picture and 1.6-1.8× faster (on five portraits' renders:
+    Laplacian variance 1.00-1.03× at half scale, 1.01-1.12× at full scale, 50-61 dB apart)."""
 
     rgba: np.ndarray
-    luma: np.ndarray
-    chroma: np.ndarray
+    double: np.ndarray
 
     @classmethod
     def of(cls, image: np.ndarray) -> Picture:
-        ycc = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YCrCb)
-        luma, cr, cb = cv2.split(ycc)
-        return cls(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA), luma, cv2.merge([cr, cb, cr, cb]))
+        rgba = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA)
+        double = cv2.resize(rgba, None, fx=2, fy=2, interpolation=cv2.INTER_LANCZOS4)
+        sigma, amount = UNSHARP
+        soft = cv2.GaussianBlur(double, (0, 0), sigma)
+        return cls(rgba, cv2.addWeighted(double, 1 + amount, soft, -amount, 0.0))
 
     def sharp(self, xy: np.ndarray, out: np.ndarray) -> None:
-        """Resample at (h, w, 2) float32 source positions into ``out`` (h, w, 3) uint8 RGB:
-        luma bicubic, chroma bilinear."""
-        luma = cv2.remap(self.luma, xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        chroma = cv2.remap(self.chroma, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cv2.cvtColor(cv2.merge([luma, chroma[..., 0], chroma[..., 1]]), cv2.COLOR_YCrCb2RGB, dst=out)
+        """Resample at (h, w, 2) float32 source positions into ``out`` (h, w, 3) uint8 RGB,
+        as sharply as bicubic (pixel x of the picture is x·2 + 0.5 of ``double``)."""
+        sampled = cv2.remap(self.double, xy * np.float32(2) + np.float32(0.5), None,
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cv2.cvtColor(sampled, cv2.COLOR_RGBA2RGB, dst=out)
 
 
 def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
