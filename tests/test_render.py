@@ -170,46 +170,16 @@ def test_pixel_map_is_the_bilinear_interpolation_of_the_grid():
     assert m.xy.shape == expected.shape and np.abs(m.xy - expected).max() < 1e-3
 
 
-def test_smooth_areas_are_resampled_bilinearly_and_detailed_ones_bicubically():
-    """Left half a smooth gradient, right half texture: where the picture moves, the smooth
-    half is sampled bilinearly (within DETAIL_LEVELS of bicubic: bilinear is as good there)
-    and the textured half bicubically, exactly as a dense bicubic remap."""
-    from talkinghead.render.warp import DETAIL_LEVELS
-
-    width, height = 128, 64
-    ramp = np.linspace(40, 200, width, dtype=np.float32)[None, :] + np.linspace(0, 30, height)[:, None]
-    picture = np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8)
-    texture = np.random.default_rng(2).integers(0, 255, (height, width // 2, 3), dtype=np.uint8)
-    picture[:, width // 2:] = texture
-    gx, gy = np.meshgrid(np.linspace(0, width - 1, 9), np.linspace(0, height - 1, 5))
-    points = np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32)
-    inner = (points[:, 0] > 0) & (points[:, 0] < width - 1) & (points[:, 1] > 0) & (points[:, 1] < height - 1)
-    disp = np.repeat(np.where(inner, 0.5, 0.0)[:, None], 2, axis=1).astype(np.float32)
-    field = WarpField(points, width, height, 4, picture=picture)
-    m = field.backward_map(disp)
-    kinds = {(x0 < width // 2 - 8, x1 > width // 2 + 8, kind) for x0, _, x1, _, kind in m.spans}
-    assert (True, False, cv2.INTER_LINEAR) in kinds and (False, True, cv2.INTER_CUBIC) in kinds
-    assert all(kind == cv2.INTER_CUBIC for x0, _, x1, _, kind in m.spans if x0 >= width // 2 + 8)
-    out = picture.copy()
-    warp_into(out, Picture.of(picture), m)
-    x0, y0, x1, y1 = m.box
-    dense = _dense(picture, m.xy, cv2.INTER_CUBIC)
-    got = out[y0:y1, x0:x1].astype(int)
-    split = width // 2 - x0
-    assert np.abs(got[:, :split - 8] - dense[:, :split - 8]).max() <= DETAIL_LEVELS + 1
-    assert np.array_equal(got[:, split + 8:], dense[:, split + 8:])
-
-
 def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
     e = _neutral(crop)
     e[crop.fit.channels.index("jaw_open")] = 0.5
     pose = _pose(3, 8, 2)
     mesh = crop.posed_mesh(e, pose, 0.0)
     local, rigid = crop._displacement(mesh, pose)
-    m = crop.field.backward_map(local, sharp=crop._sharp_cells(mesh), smooth=rigid)
+    m = crop.field.backward_map(local, smooth=rigid)
     h, w = crop.window.shape[:2]
     in_span = np.zeros((h, w), bool)
-    for x0, y0, x1, y1, _ in m.spans:
+    for x0, y0, x1, y1 in m.spans:
         assert not in_span[y0:y1, x0:x1].any()  # spans do not overlap
         in_span[y0:y1, x0:x1] = True
     dense = crop.field.backward_map(local, within=(0, 0, w, h), smooth=rigid).xy
@@ -222,36 +192,29 @@ def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
 
 
 def test_spans_resample_like_a_dense_remap(crop):
-    """Bicubic on the face, bilinear elsewhere, exactly as one remap of the window would."""
+    """Band by band, exactly as one resampling of the whole window would."""
     pose = _pose(4, -10, 2)
     mesh = crop.posed_mesh(_neutral(crop), pose, 0.0)
     local, rigid = crop._displacement(mesh, pose)
-    m = crop.field.backward_map(local, sharp=crop._sharp_cells(mesh), smooth=rigid)
+    m = crop.field.backward_map(local, smooth=rigid)
     out = crop.window.copy()
     warp_into(out, crop.source, m)
     x0, y0, x1, y1 = m.box
-    kinds = {interpolation for *_, interpolation in m.spans}
-    assert kinds == {cv2.INTER_LINEAR, cv2.INTER_CUBIC}
-    for interpolation in kinds:
-        dense = _dense(crop.window, m.xy, interpolation)
-        for sx0, sy0, sx1, sy1, kind in m.spans:
-            if kind == interpolation:
-                got = out[sy0:sy1, sx0:sx1].astype(int)
-                want = dense[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-                assert np.array_equal(got, want)
+    dense = _dense(crop.window, m.xy)
+    assert len(m.spans) > 1
+    for sx0, sy0, sx1, sy1 in m.spans:
+        assert np.array_equal(out[sy0:sy1, sx0:sx1], dense[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0])
 
 
-def _dense(picture: np.ndarray, xy: np.ndarray, interpolation: int) -> np.ndarray:
-    """One resampling of the whole map: bilinear, or the sharp spans' (``Picture.sharp``)."""
-    if interpolation == cv2.INTER_LINEAR:
-        return cv2.remap(picture, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+def _dense(picture: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """One resampling of the whole (h, w, 2) map, as the spans are (``Picture.sample``)."""
     out = np.empty((*xy.shape[:2], 3), np.uint8)
-    Picture.of(picture).sharp(xy, out)
+    Picture.of(picture).sample(xy, out)
     return out
 
 
 def test_sharp_resampling_is_as_sharp_as_bicubic():
-    """Bilinear sampling of the doubled, slightly sharpened picture (``Picture.sharp``) keeps
+    """Bilinear sampling of the doubled, slightly sharpened picture (``Picture.sample``) keeps
     texture as bicubic sampling does, at full and half scale, where bilinear sampling of the
     picture itself loses a third of its Laplacian variance; pixel by pixel it stays close to
     bicubic."""
@@ -263,7 +226,7 @@ def test_sharp_resampling_is_as_sharp_as_bicubic():
     picture = np.clip(grey[..., None] * 0.6 + 50 + hue, 0, 255).astype(np.uint8)
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     xy = np.dstack([gx + 0.37 + 0.8 * np.sin(gy / 7), gy - 0.61]).astype(np.float32)
-    got = _dense(picture, xy, cv2.INTER_CUBIC)
+    got = _dense(picture, xy)
     cubic = cv2.remap(picture, xy, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     linear = cv2.remap(picture, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inner = (slice(3, -3), slice(3, -3))
@@ -278,14 +241,6 @@ def test_sharp_resampling_is_as_sharp_as_bicubic():
     assert texture(linear, 1.0) / texture(cubic, 1.0) < 0.75
     error = np.abs(got.astype(int) - cubic)[inner]
     assert error.mean() < 0.5 * np.abs(linear.astype(int) - cubic)[inner].mean() and error.max() <= 6
-
-
-def test_the_face_is_resampled_bicubically(crop):
-    mesh = crop.posed_mesh(_neutral(crop), _pose(yaw=10), 0.0)
-    sharp, s = crop._sharp_cells(mesh), crop.field.step
-    cells = np.round((mesh[:, :2] - crop.origin - (s - 1) / 2) / s).astype(int)
-    assert sharp[cells[:, 1], cells[:, 0]].all()
-    assert sharp.mean() < 0.6  # the background and the shoulders are not
 
 
 def test_prefetch_keeps_order_and_passes_errors_on():

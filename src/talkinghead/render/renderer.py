@@ -31,7 +31,6 @@ LID_STRIP_FADE_IOD = 0.04  # the lid strip (LID_SKIN_HOLD) fades into the warped
 LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops less than this × its most
 LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (mirrored, darken only)
 LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
-SHARP_MARGIN_IOD = 0.3  # margin of the bicubic face box around the face oval
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
@@ -77,7 +76,7 @@ class Renderer:
         step = grid_step or max(3, int(round(max(x1 - x0, y1 - y0) / 128)))
         self.mobility = _mobility(framing.matte, fit, self.origin)
         self.field = WarpField(np.concatenate([points, border]), x1 - x0, y1 - y0, step,
-                               self.mobility, self.window)
+                               self.mobility)
         self.border_zeros = np.zeros((len(border), 2), np.float32)
         self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
@@ -113,8 +112,7 @@ class Renderer:
         samples the photo, and its (rows, cols) bool folding cells (``_folding_cells``)."""
         local, rigid = self._displacement(mesh, pose)
         folds = self._folding_cells(mesh)
-        backward = self.field.backward_map(local, sharp=self._sharp_cells(mesh), folds=folds,
-                                           smooth=rigid)
+        backward = self.field.backward_map(local, folds=folds, smooth=rigid)
         return backward, folds
 
     def _interior_opacity(self, mesh: np.ndarray) -> float:
@@ -207,13 +205,6 @@ class Renderer:
             pts = np.concatenate([mesh[region, :2], self.fit.mesh[region, :2]]) - self.origin
             cells |= self.field.cell_mask(cv2.convexHull(pts.astype(np.float32))[:, 0], 0.0)
         return cells
-
-    def _sharp_cells(self, mesh: np.ndarray) -> np.ndarray:
-        """(rows, cols) bool grid cells resampled bicubically: the face, source and posed, with
-        a margin; the rest of the window moves less and is resampled bilinearly."""
-        pts = np.concatenate([mesh[R.FACE_OVAL, :2], self.fit.mesh[R.FACE_OVAL, :2]]) - self.origin
-        hull = cv2.convexHull(pts.astype(np.float32))[:, 0]
-        return self.field.cell_mask(hull, SHARP_MARGIN_IOD * self.fit.iod)
 
     def _displacement(self, mesh: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward displacement of every control point for the posed ``mesh``, pixels, in two

@@ -7,14 +7,12 @@ the triangles onto a coarse grid (three weighted points per node), scaled by a p
 fixed-point iteration (backward field b with b(x) = -f(x + b(x))). The field is smooth, so
 only the grid is computed per frame: one ``cv2.resize`` of the moving block of nodes gives the
 source position of every pixel, exactly the bilinear interpolation of the nodes. Pixels are
-resampled with ``cv2.remap`` only in horizontal bands around the nodes that move, sharply
-(as bicubic sampling would: ``Picture.sharp``) where the face has detail that bilinear sampling
-would soften and bilinear elsewhere; every other pixel is the source pixel, untouched.
+resampled with ``cv2.remap`` only in horizontal bands around the nodes that move (as sharply as
+bicubic sampling would, see ``Picture``); every other pixel is the source pixel, untouched.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -26,12 +24,10 @@ UNFOLD_MIN_AREA = 0.25  # a grid cell may shrink to this share of its area, no f
 UNFOLD_ROUNDS = 8
 SMOOTH_CELLS = 2.0  # Gaussian sigma, grid cells, of the smoothed (rigid) part of the field
 BAND_PX = 64  # band height, pixels: taller bands mean fewer remap calls, shorter ones less still area
-DETAIL_LEVELS = 2.0  # a cell needs bicubic sampling where bilinear would differ by more (grey levels)
 UNSHARP = (1.5, 0.2)  # Gaussian sigma (px of the doubled picture) and amount sharpening it
-SPAN_GAP_CELLS = 2  # bicubic runs of a band closer than this merge (fewer remap calls)
 FAR_RECT = 50  # Subdiv2D's bounding rectangle reaches this many point spans beyond them
 
-Span = tuple[int, int, int, int, int]  # x0, y0, x1, y1 window pixels, cv2 interpolation flag
+Span = tuple[int, int, int, int]  # x0, y0, x1, y1 window pixels
 
 
 @dataclass(frozen=True)
@@ -40,8 +36,8 @@ class BackwardMap:
 
     ``box``: (x0, y0, x1, y1) window pixels of the rectangle that moves (empty when x1 == x0);
     ``xy``: (y1 - y0, x1 - x0, 2) float32 source coordinates (x, y) in window pixels;
-    ``spans``: rectangles inside ``box`` to resample, each with its interpolation; the pixels
-    of ``box`` outside every span sample their own position (they do not move).
+    ``spans``: rectangles inside ``box`` to resample; the pixels of ``box`` outside every span
+    sample their own position (they do not move).
     """
 
     box: tuple[int, int, int, int]
@@ -60,13 +56,11 @@ class WarpField:
     (i, j) sits at pixel (j·step + (step-1)/2, i·step + (step-1)/2), in the middle of its cell,
     the pixels [j·step, (j+1)·step) × [i·step, (i+1)·step). ``mobility``: optional (height,
     width) float32 in [0, 1], how much each pixel may move (the person matte: 0 keeps the
-    background still); None: everything may move. ``picture``: optional (height, width, 3)
-    uint8 source, whose smooth cells are then resampled bilinearly even where ``sharp`` asks
-    for bicubic (``detail_cells``); None: ``sharp`` alone decides.
+    background still); None: everything may move.
     """
 
     def __init__(self, points: np.ndarray, width: int, height: int, step: int = 4,
-                 mobility: np.ndarray | None = None, picture: np.ndarray | None = None):
+                 mobility: np.ndarray | None = None):
         self.width, self.height, self.step = width, height, step
         cols, rows = -(-width // step) + 1, -(-height // step) + 1
         offset = (step - 1) / 2
@@ -75,9 +69,6 @@ class WarpField:
         self.grid_shape = (rows, cols)
         self.corners, self.weights = _barycentric(points.astype(np.float64), gx, gy)
         self.mobility = None if mobility is None else _grid_mobility(mobility, gx, gy)
-        # a cell's pixels fetch from around its node and its neighbours': detail a cell away counts
-        self.detail = None if picture is None else cv2.dilate(
-            detail_cells(picture, step, self.grid_shape).astype(np.uint8), np.ones((3, 3), np.uint8))
         self._grid_x, self._grid_y = np.meshgrid(np.arange(cols, dtype=np.float32),
                                                  np.arange(rows, dtype=np.float32))
         self._zeros = (np.zeros((rows, cols), np.float32),) * 2
@@ -146,40 +137,26 @@ class WarpField:
 
     def backward_map(self, displacement: np.ndarray,
                      within: tuple[int, int, int, int] | None = None,
-                     sharp: np.ndarray | None = None,
                      folds: np.ndarray | None = None,
                      smooth: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
-        bands; ``sharp``: (rows, cols) bool cells resampled bicubically (None: all of them)
-        where they fetch detail (see ``picture``), the rest bilinearly (3-5× cheaper).
-        ``within``: the map of that (x0, y0, x1, y1) pixel rectangle instead, moving or not,
-        one bicubic span. ``folds``, ``smooth``: see ``grid_backward``."""
+        bands. ``within``: the map of that (x0, y0, x1, y1) pixel rectangle instead, moving or
+        not, as one span. ``folds``, ``smooth``: see ``grid_backward``."""
         back = self.grid_backward(displacement, folds, smooth)
         if within is not None:
             x0, y0 = max(within[0], 0), max(within[1], 0)
             x1, y1 = min(within[2], self.width), min(within[3], self.height)
             box = (x0, y0, x1, y1)
-            return BackwardMap(box, self._upsample(back, box), ((*box, cv2.INTER_CUBIC),))
+            return BackwardMap(box, self._upsample(back, box), (box,))
         # a cell beside a moving node holds pixels interpolated towards it: it moves too
         moving = ((np.abs(back[..., 0]) > STILL_PX) | (np.abs(back[..., 1]) > STILL_PX)).astype(np.uint8)
         moving = cv2.dilate(moving, np.ones((3, 3), np.uint8)).astype(bool)
-        sharp = moving if sharp is None else sharp & moving
-        if self.detail is not None:
-            sharp = self._fetching_detail(sharp, back)
-        spans = _band_spans(moving, sharp, self.step, self.width, self.height)
+        spans = _band_spans(moving, self.step, self.width, self.height)
         if not spans:
             return BackwardMap((0, 0, 0, 0), np.zeros((0, 0, 2), np.float32))
         box = (min(sp[0] for sp in spans), min(sp[1] for sp in spans),
                max(sp[2] for sp in spans), max(sp[3] for sp in spans))
         return BackwardMap(box, self._upsample(back, box), tuple(spans))
-
-    def _fetching_detail(self, cells: np.ndarray, back: np.ndarray) -> np.ndarray:
-        """The (rows, cols) bool ``cells`` that fetch their pixels from (around) a detailed
-        cell of the source, for a (rows, cols, 2) backward grid ``back`` (pixels)."""
-        fetched = cv2.remap(self.detail, self._grid_x + back[..., 0] / self.step,
-                            self._grid_y + back[..., 1] / self.step, cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_REPLICATE)
-        return cells & fetched.astype(bool)
 
     def _upsample(self, back: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(y1 - y0, x1 - x0, 2) float32 source positions of the pixels of ``box`` (x0, y0,
@@ -199,14 +176,12 @@ class WarpField:
 
 @dataclass(frozen=True)
 class Picture:
-    """A source picture in the layouts ``cv2.remap`` is fastest with (four channels: OpenCV
-    vectorises four-channel bilinear remaps, 1.7× faster, converting back included): ``rgba``
-    (H, W, 4) uint8, the pixels, for bilinear spans; ``double`` (2H, 2W, 4) uint8, the picture
-    enlarged twice (Lanczos, then UNSHARP), for sharp spans: bilinear sampling of it is as
-    sharp as bicubic sampling of the picture and 1.6-1.8× faster (on five portraits' renders:
-    Laplacian variance 1.00-1.03× at half scale, 1.01-1.12× at full scale, 50-61 dB apart)."""
+    """A source picture as ``warp_into`` samples it: ``double`` (2H, 2W, 4) uint8, the picture
+    enlarged twice (Lanczos, then UNSHARP), with a fourth channel (OpenCV vectorises
+    four-channel bilinear remaps: 1.7× faster, converting back included). Bilinear sampling of
+    it is as sharp as bicubic sampling of the picture and 2× faster (on five portraits'
+    renders: Laplacian variance 1.00-1.03× at half scale, 1.01-1.12× at full, 50-61 dB apart)."""
 
-    rgba: np.ndarray
     double: np.ndarray
 
     @classmethod
@@ -215,11 +190,11 @@ class Picture:
         double = cv2.resize(rgba, None, fx=2, fy=2, interpolation=cv2.INTER_LANCZOS4)
         sigma, amount = UNSHARP
         soft = cv2.GaussianBlur(double, (0, 0), sigma)
-        return cls(rgba, cv2.addWeighted(double, 1 + amount, soft, -amount, 0.0))
+        return cls(cv2.addWeighted(double, 1 + amount, soft, -amount, 0.0))
 
-    def sharp(self, xy: np.ndarray, out: np.ndarray) -> None:
-        """Resample at (h, w, 2) float32 source positions into ``out`` (h, w, 3) uint8 RGB,
-        as sharply as bicubic (pixel x of the picture is x·2 + 0.5 of ``double``)."""
+    def sample(self, xy: np.ndarray, out: np.ndarray) -> None:
+        """Resample at (h, w, 2) float32 source positions into ``out`` (h, w, 3) uint8 RGB
+        (pixel x of the picture is x·2 + 0.5 of ``double``)."""
         sampled = cv2.remap(self.double, xy * np.float32(2) + np.float32(0.5), None,
                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.cvtColor(sampled, cv2.COLOR_RGBA2RGB, dst=out)
@@ -229,36 +204,8 @@ def warp_into(out: np.ndarray, source: Picture, backward: BackwardMap) -> None:
     """Resample the spans of ``backward`` from ``source`` into ``out`` (H, W, 3) uint8 (a copy
     of the source), in place; the pixels outside the spans are left as they are."""
     bx0, by0 = backward.box[:2]
-    for x0, y0, x1, y1, interpolation in backward.spans:
-        xy = backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
-        if interpolation == cv2.INTER_LINEAR:
-            sampled = cv2.remap(source.rgba, xy, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
-            cv2.cvtColor(sampled, cv2.COLOR_RGBA2RGB, dst=out[y0:y1, x0:x1])
-        else:
-            source.sharp(xy, out[y0:y1, x0:x1])
-
-
-# 1-D weights of the four samples around a point half-way between two pixels
-HALF_PIXEL_CUBIC = np.array([-0.09375, 0.59375, 0.59375, -0.09375], np.float32)  # Keys, a = -0.75
-HALF_PIXEL_LINEAR = np.array([0.0, 0.5, 0.5, 0.0], np.float32)
-
-
-def detail_cells(picture: np.ndarray, step: int, grid_shape: tuple[int, int],
-                 levels: float = DETAIL_LEVELS) -> np.ndarray:
-    """(rows, cols) bool grid cells of a (H, W, 3) uint8 ``picture`` where bilinear sampling
-    differs from bicubic by more than ``levels`` grey levels in some channel half-way between
-    pixels in both axes (where they differ most): edges and texture. Elsewhere (smooth skin,
-    blurred backgrounds, upscaled photos) bilinear sampling is as good and 3-5× cheaper."""
-    pixels = picture.astype(np.float32)
-    cubic = cv2.sepFilter2D(pixels, -1, HALF_PIXEL_CUBIC, HALF_PIXEL_CUBIC, borderType=cv2.BORDER_REPLICATE)
-    linear = cv2.sepFilter2D(pixels, -1, HALF_PIXEL_LINEAR, HALF_PIXEL_LINEAR, borderType=cv2.BORDER_REPLICATE)
-    error = cv2.absdiff(cubic, linear)
-    error = cv2.max(cv2.max(error[..., 0], error[..., 1]), error[..., 2])
-    rows, cols = grid_shape
-    padded = cv2.copyMakeBorder(error, 0, rows * step - error.shape[0], 0,
-                                cols * step - error.shape[1], cv2.BORDER_CONSTANT, value=0)
-    cell_max = cv2.dilate(padded, np.ones((step, step), np.uint8), anchor=(0, 0))
-    return cell_max[::step, ::step] > levels
+    for x0, y0, x1, y1 in backward.spans:
+        source.sample(backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0], out[y0:y1, x0:x1])
 
 
 def fold_measure(forward: np.ndarray) -> np.ndarray:
@@ -311,12 +258,9 @@ def _node_range(p0: int, p1: int, step: int) -> tuple[int, int]:
     return first + 1, last + 2
 
 
-def _band_spans(moving: np.ndarray, sharp: np.ndarray, step: int, width: int,
-                height: int) -> list[Span]:
-    """Spans (window pixels) covering the ``moving`` cells, band by band of ``BAND_PX``
-    rows: per band, the columns from the first moving cell to the last, bicubic over the runs
-    of ``sharp`` columns (SPAN_GAP_CELLS apart at least) and bilinear between them. Both
-    masks (rows, cols)."""
+def _band_spans(moving: np.ndarray, step: int, width: int, height: int) -> list[Span]:
+    """Spans (window pixels) covering the ``moving`` (rows, cols) cells, band by band of
+    ``BAND_PX`` rows: per band, the rows and columns from its first moving cell to its last."""
     spans: list[Span] = []
     nodes = max(1, BAND_PX // step)
     for r0 in range(0, moving.shape[0], nodes):
@@ -325,29 +269,10 @@ def _band_spans(moving: np.ndarray, sharp: np.ndarray, step: int, width: int,
         if len(cols) == 0:
             continue
         y0, y1 = int(r0 + rows[0]) * step, min(int(r0 + rows[-1] + 1) * step, height)
-        if y1 <= y0:
-            continue
-        c0, c1 = int(cols[0]), int(cols[-1]) + 1
-        fine = np.flatnonzero(sharp[r0:r0 + nodes, c0:c1].any(axis=0)) + c0
-        edges = [c0]
-        for a, b in _runs(fine, SPAN_GAP_CELLS):
-            edges += [a, b]
-        edges.append(c1)
-        for k, (a, b) in enumerate(pairwise(edges)):
-            x0, x1 = a * step, min(b * step, width)
-            if x1 > x0:
-                spans.append((x0, y0, x1, y1, cv2.INTER_CUBIC if k % 2 else cv2.INTER_LINEAR))
+        x0, x1 = int(cols[0]) * step, min(int(cols[-1] + 1) * step, width)
+        if y1 > y0 and x1 > x0:
+            spans.append((x0, y0, x1, y1))
     return spans
-
-
-def _runs(columns: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """[a, b) runs of the sorted ``columns``, merged where fewer than ``gap`` apart."""
-    if len(columns) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(columns) > gap)
-    starts = np.concatenate([[columns[0]], columns[breaks + 1]])
-    ends = np.concatenate([columns[breaks], [columns[-1]]]) + 1
-    return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
 def _grid_mobility(mobility: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
