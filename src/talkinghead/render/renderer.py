@@ -175,13 +175,13 @@ class Renderer:
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
         above = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
         below = [0, LASH_HANG * LID_SKIN_HOLD * self.fit.iod]
-        for (upper, lower), closure in zip(EYES, lids):
-            opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
-            box = _box(np.concatenate([opening, local[upper] + below, opened[upper] - above]), 3,
-                       window.shape)
-            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+        boxes = [_box(np.concatenate([local[upper], local[lower[-2:0:-1]], local[upper] + below,
+                                      opened[upper] - above]), 3, window.shape)
+                 for upper, lower in EYES]
+        eyes = self.field.maps_within(still_local, boxes, folds=folds, smooth=still_rigid)
+        for (upper, lower), closure, eye in zip(EYES, lids, eyes):
+            if eye.box[2] - eye.box[0] < 2 or eye.box[3] - eye.box[1] < 2:
                 continue
-            eye = self.field.backward_map(still_local, box, folds=folds, smooth=still_rigid)
             x0, y0, x1, y1 = eye.box
             mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
                                   (y1 - y0, x1 - x0), EYEBALL_INSET_PX)

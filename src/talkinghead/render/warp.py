@@ -141,13 +141,10 @@ class WarpField:
                      smooth: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
         bands. ``within``: the map of that (x0, y0, x1, y1) pixel rectangle instead, moving or
-        not, as one span. ``folds``, ``smooth``: see ``grid_backward``."""
-        back = self.grid_backward(displacement, folds, smooth)
+        not, as one span (``maps_within``). ``folds``, ``smooth``: see ``grid_backward``."""
         if within is not None:
-            x0, y0 = max(within[0], 0), max(within[1], 0)
-            x1, y1 = min(within[2], self.width), min(within[3], self.height)
-            box = (x0, y0, x1, y1)
-            return BackwardMap(box, self._upsample(back, box), (box,))
+            return self.maps_within(displacement, [within], folds, smooth)[0]
+        back = self.grid_backward(displacement, folds, smooth)
         # a cell beside a moving node holds pixels interpolated towards it: it moves too
         moving = ((np.abs(back[..., 0]) > STILL_PX) | (np.abs(back[..., 1]) > STILL_PX)).astype(np.uint8)
         moving = cv2.dilate(moving, np.ones((3, 3), np.uint8)).astype(bool)
@@ -157,6 +154,18 @@ class WarpField:
         box = (min(sp[0] for sp in spans), min(sp[1] for sp in spans),
                max(sp[2] for sp in spans), max(sp[3] for sp in spans))
         return BackwardMap(box, self._upsample(back, box), tuple(spans))
+
+    def maps_within(self, displacement: np.ndarray, boxes: list[tuple[int, int, int, int]],
+                    folds: np.ndarray | None = None,
+                    smooth: np.ndarray | None = None) -> list[BackwardMap]:
+        """The maps of (x0, y0, x1, y1) pixel rectangles, moving or not, each one span, from
+        one inversion of the field (see ``backward_map``)."""
+        back = self.grid_backward(displacement, folds, smooth)
+        maps = []
+        for x0, y0, x1, y1 in boxes:
+            box = (max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height))
+            maps.append(BackwardMap(box, self._upsample(back, box), (box,)))
+        return maps
 
     def _upsample(self, back: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(y1 - y0, x1 - x0, 2) float32 source positions of the pixels of ``box`` (x0, y0,
