@@ -45,7 +45,7 @@ def one_run(image: str, audio: str, mode: str, size: int | None) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     out.unlink()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = after.ru_maxrss / 1024
     t = result.timings
     return {"wall": wall, "first": first[0], "seconds": result.num_frames / result.fps,
             "peak_mb": peak_mb, "cpu": cpu,

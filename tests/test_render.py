@@ -157,7 +157,7 @@ def _random_field(width: int = 96, height: int = 72, step: int = 4) -> tuple[War
 def test_pixel_map_is_the_bilinear_interpolation_of_the_grid():
     field, disp = _random_field()
     back, s = field.grid_backward(disp), field.step
-    m = field.backward_map(disp, within=(0, 0, field.width, field.height))
+    m = field.maps_within(disp, [(0, 0, field.width, field.height)])[0]
     # node (i, j) sits at pixel (j·s + (s-1)/2, i·s + (s-1)/2); beyond the last node, clamp
     u = np.clip((np.arange(field.width) - (s - 1) / 2) / s, 0, back.shape[1] - 1)
     v = np.clip((np.arange(field.height) - (s - 1) / 2) / s, 0, back.shape[0] - 1)
@@ -182,7 +182,7 @@ def test_only_the_spans_move_and_every_moving_pixel_is_in_one(crop):
     for x0, y0, x1, y1 in m.spans:
         assert not in_span[y0:y1, x0:x1].any()  # spans do not overlap
         in_span[y0:y1, x0:x1] = True
-    dense = crop.field.backward_map(local, within=(0, 0, w, h), smooth=rigid).xy
+    dense = crop.field.maps_within(local, [(0, 0, w, h)], smooth=rigid)[0].xy
     pix = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1)
     assert np.abs(dense - pix)[~in_span].max() <= STILL_PX
     out = crop.window.copy()
@@ -365,7 +365,7 @@ def test_a_large_head_turn_stretches_the_face_without_a_saw_tooth(crop, yaw):
     local, rigid = crop._displacement(mesh, pose)
     folds = crop._folding_cells(mesh)
     h, w = crop.window.shape[:2]
-    x = crop.field.backward_map(local, within=(0, 0, w, h), folds=folds, smooth=rigid).xy[..., 0]
+    x = crop.field.maps_within(local, [(0, 0, w, h)], folds=folds, smooth=rigid)[0].xy[..., 0]
     bend = np.abs(x[2:] - 2 * x[1:-1] + x[:-2])
     near = cv2.dilate(folds.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     rows, cols = np.mgrid[1:h - 1, 0:w] // crop.field.step

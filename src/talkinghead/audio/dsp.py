@@ -116,10 +116,8 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
     t = np.arange(-half, half + 1, dtype=np.float64)
     design = np.vander(t, 3, increasing=True)  # (window, 3)
     centre = np.linalg.pinv(design)[0]          # weights giving the fit's value at t = 0
-    padded = np.pad(np.moveaxis(x, axis, 0), _pad_width(x.ndim, half))
-    out = np.moveaxis(_correlate(padded, centre), 0, axis)
-    moved = np.moveaxis(out, axis, 0)
     data = np.moveaxis(x, axis, 0)
+    moved = _correlate(np.pad(data, _pad_width(x.ndim, half)), centre)
     edge = np.arange(window, dtype=np.float64)
     fit = np.linalg.pinv(np.vander(edge, 3, increasing=True))  # (3, window)
     at = np.vander(edge[:half], 3, increasing=True)           # (half, 3)
@@ -128,7 +126,7 @@ def savgol2(x: np.ndarray, window: int, axis: int = 0) -> np.ndarray:
     moved[:half] = (at @ (fit @ first)).reshape(moved[:half].shape)
     tail = np.vander(edge[window - half:], 3, increasing=True)
     moved[-half:] = (tail @ (fit @ last)).reshape(moved[-half:].shape)
-    return out
+    return np.moveaxis(moved, 0, axis)
 
 
 def gaussian_filter1d(x: np.ndarray, sigma: float, axis: int = -1) -> np.ndarray:

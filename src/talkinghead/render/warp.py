@@ -135,15 +135,11 @@ class WarpField:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
         return cv2.dilate(mask, kernel).astype(bool)
 
-    def backward_map(self, displacement: np.ndarray,
-                     within: tuple[int, int, int, int] | None = None,
-                     folds: np.ndarray | None = None,
+    def backward_map(self, displacement: np.ndarray, folds: np.ndarray | None = None,
                      smooth: np.ndarray | None = None) -> BackwardMap:
         """(P, 2) forward displacements (pixels) → the backward map of the moving cells, in
-        bands. ``within``: the map of that (x0, y0, x1, y1) pixel rectangle instead, moving or
-        not, as one span (``maps_within``). ``folds``, ``smooth``: see ``grid_backward``."""
-        if within is not None:
-            return self.maps_within(displacement, [within], folds, smooth)[0]
+        bands (``maps_within``: of given rectangles instead). ``folds``, ``smooth``: see
+        ``grid_backward``."""
         back = self.grid_backward(displacement, folds, smooth)
         # a cell beside a moving node holds pixels interpolated towards it: it moves too
         moving = ((np.abs(back[..., 0]) > STILL_PX) | (np.abs(back[..., 1]) > STILL_PX)).astype(np.uint8)
@@ -159,7 +155,7 @@ class WarpField:
                     folds: np.ndarray | None = None,
                     smooth: np.ndarray | None = None) -> list[BackwardMap]:
         """The maps of (x0, y0, x1, y1) pixel rectangles, moving or not, each one span, from
-        one inversion of the field (see ``backward_map``)."""
+        one inversion of the field. ``folds``, ``smooth``: see ``grid_backward``."""
         back = self.grid_backward(displacement, folds, smooth)
         maps = []
         for x0, y0, x1, y1 in boxes:
