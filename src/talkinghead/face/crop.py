@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from . import regions as R
+from .glasses import find_rims
 from .matte import person_matte
 
 MODES = ("crop", "extcrop", "resize", "full", "extfull")
@@ -29,7 +30,8 @@ class Framing:
     photo pixels to working pixels: p' = (p - offset) · scale. ``roi``: (x0, y0, x1, y1) working
     pixels, the window that is warped; outside it every frame equals ``image``. ``matte``:
     (y1 - y0, x1 - x0) float32 in [0, 1], person probability over the window (None: unknown,
-    the whole window may move).
+    the whole window may move). ``rims``: the lower edges of a glasses frame's top bars over
+    the left and right eye ((K, 2) float32 working pixels, ``glasses.find_rims``), or None.
     """
 
     mode: str
@@ -38,6 +40,7 @@ class Framing:
     offset: tuple[float, float]
     roi: tuple[int, int, int, int]
     matte: np.ndarray | None = None
+    rims: tuple[np.ndarray, np.ndarray] | None = None
 
     def map_points(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) photo-pixel points → working pixels (z scaled by the mean scale)."""
@@ -63,13 +66,17 @@ def plan_framing(photo: np.ndarray, mesh: np.ndarray, mode: str = "crop",
 
     ``size``: output side for the square modes (default 512, or the crop's own pixel size when
     smaller, so a small face is never upscaled unasked); ignored by ``full``/``extfull``.
-    ``matte``: segment the person in the animated window (see ``Framing.matte``).
+    ``matte``: segment the person in the animated window (see ``Framing.matte``). Glasses are
+    looked for in the photo itself, so that every size finds the same.
     """
     framing = _frame(photo, mesh, mode, size)
+    rims = find_rims(photo, mesh)
+    if rims is not None:
+        rims = tuple(((e - framing.offset) * framing.scale).astype(np.float32) for e in rims)
     if not matte:
-        return framing
+        return replace(framing, rims=rims)
     x0, y0, x1, y1 = framing.roi
-    return replace(framing, matte=person_matte(framing.image[y0:y1, x0:x1]))
+    return replace(framing, rims=rims, matte=person_matte(framing.image[y0:y1, x0:x1]))
 
 
 def _frame(photo: np.ndarray, mesh: np.ndarray, mode: str, size: int | None) -> Framing:

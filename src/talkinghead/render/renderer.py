@@ -11,8 +11,17 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import (MouthLook, OwnTeeth, added_blur, between_curves, paint_mouth, photo_grain,
-                    reach_corners, seen_interior)
+from .mouth import (
+    MouthLook,
+    OwnTeeth,
+    added_blur,
+    between_curves,
+    paint_mouth,
+    photo_grain,
+    reach_corners,
+    seen_interior,
+)
+from .rims import Rim, frame_under_rim, under_rim
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -31,6 +40,7 @@ LID_STRIP_FADE_IOD = 0.04  # the lid strip (LID_SKIN_HOLD) fades into the warped
 LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops less than this × its most
 LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (mirrored, darken only)
 LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
+RIM_REACH_IOD = (0.1, 0.35)  # with glasses, the eyes' boxes reach this far beyond the lid corners and above the lid
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
@@ -81,6 +91,9 @@ class Renderer:
         self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
+        self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
+                                     fit.iod) for edge, (upper, _) in zip(framing.rims, EYES))
+                     if framing.rims else (None, None))
 
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """(478, 3) working-pixel mesh for (C,) expression weights, (6,) pose, blink in [0, 1]."""
@@ -100,7 +113,7 @@ class Renderer:
         lids = self._lid_weights(expression, blink)
         if float(np.max(lids)) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyes(window, expression, pose, mesh, folds, lids)
+            self._paint_eyes(window, expression, pose, mesh, folds, lids, backward)
         local = mesh[:, :2] - self.origin
         upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
                                      local[R.MOUTH_CORNERS], self.fit.iod)
@@ -137,7 +150,7 @@ class Renderer:
         white would show through the lid), fetch lid skin instead: the band above the photo's
         upper lid, its lash line at the bottom, stretched down over the opening."""
         local = mesh[:, :2] - self.origin
-        for upper, lower in EYES:
+        for (upper, lower), rim in zip(EYES, self.rims):
             opening = np.concatenate([local[upper], local[lower[-2:0:-1]]])
             source_upper = self.fit.mesh[upper, :2] - self.origin
             source_lower = self.fit.mesh[lower, :2] - self.origin
@@ -153,33 +166,33 @@ class Renderer:
             leak = depth * (1 - shown)
             if float(leak.max()) <= 0:
                 continue
-            skin = cv2.remap(self.window, lid_xy, None, cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            skin = under_rim(self._fetch(lid_xy), lid_xy, rim)
             patch = window[y0:y1, x0:x1].astype(np.float32)
             mixed = patch + (skin - patch) * leak[..., None]
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
 
     def _paint_eyes(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
-                    mesh: np.ndarray, folds: np.ndarray, lids: np.ndarray) -> None:
+                    mesh: np.ndarray, folds: np.ndarray, lids: np.ndarray,
+                    backward: BackwardMap) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
         lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
         strip, and below it its lashes hanging down (``_lid_layers``): the coarse warp cannot
         fold the opening away under a band a few pixels high, and left the lashes short of the
         closed lid with eye showing between. ``lids``: (2,) closure of each of the EYES.
-        ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp."""
+        ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp.
+        With glasses (``self.rims``), the photo above a rim's lower edge shows as without the
+        blink, and the skin that the lid pulls down comes from below the edge (``rims.under_rim``):
+        the frame occludes the lid instead of bending with it."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
-        above = [0, (LID_SKIN_HOLD + LID_STRIP_FADE_IOD) * self.fit.iod]
-        below = [0, LASH_HANG * LID_SKIN_HOLD * self.fit.iod]
-        boxes = [_box(np.concatenate([local[upper], local[lower[-2:0:-1]], local[upper] + below,
-                                      opened[upper] - above]), 3, window.shape)
-                 for upper, lower in EYES]
+        boxes = [self._eye_box(local, opened, upper, lower, rim is not None, window.shape)
+                 for (upper, lower), rim in zip(EYES, self.rims)]
         eyes = self.field.maps_within(still_local, boxes, folds=folds, smooth=still_rigid)
-        for (upper, lower), closure, eye in zip(EYES, lids, eyes):
+        for (upper, lower), closure, eye, rim in zip(EYES, lids, eyes, self.rims):
             if eye.box[2] - eye.box[0] < 2 or eye.box[3] - eye.box[1] < 2:
                 continue
             x0, y0, x1, y1 = eye.box
@@ -188,14 +201,36 @@ class Renderer:
             layers = _lid_layers(local[upper] - [x0, y0], opened[upper] - [x0, y0], eye.xy,
                                  LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod,
                                  float(closure))
-            ball, strip, lashes = (cv2.remap(self.window, at, None, cv2.INTER_CUBIC,
-                                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-                                   for at in (eye.xy, layers.strip_xy, layers.lashes_xy))
+            ball = self._fetch(eye.xy)
+            strip, lashes = (under_rim(self._fetch(at), at, rim)
+                             for at in (layers.strip_xy, layers.lashes_xy))
             patch = window[y0:y1, x0:x1].astype(np.float32)
+            if rim is not None:
+                frame_under_rim(patch, backward, eye, rim)
             patch += (ball - patch) * mask[..., None]
             patch += (strip - patch) * layers.strip[..., None]
             patch += (np.minimum(patch, lashes) - patch) * layers.lashes[..., None]
+            if rim is not None:
+                patch += (ball - patch) * rim.held(eye.xy)[..., None]
             window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
+
+    def _eye_box(self, local: np.ndarray, opened: np.ndarray, upper: np.ndarray,
+                 lower: np.ndarray, glasses: bool, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The box that ``_paint_eyes`` redraws for one eye of the posed mesh (``local``; the
+        same without the blink: ``opened``), window pixels; wider and taller with glasses."""
+        iod = self.fit.iod
+        above = RIM_REACH_IOD[1] if glasses else LID_SKIN_HOLD + LID_STRIP_FADE_IOD
+        points = [local[upper], local[lower[-2:0:-1]], local[upper] + [0, LASH_HANG * LID_SKIN_HOLD * iod],
+                  opened[upper] - [0, above * iod]]
+        if glasses:
+            side = [RIM_REACH_IOD[0] * iod, 0]
+            points += [opened[upper[[0, -1]]] - side, opened[upper[[0, -1]]] + side]
+        return _box(np.concatenate(points), 3, shape)
+
+    def _fetch(self, xy: np.ndarray) -> np.ndarray:
+        """(h, w, 3) float32 photo window sampled at (h, w, 2) window positions ``xy``."""
+        return cv2.remap(self.window, xy, None, cv2.INTER_CUBIC,
+                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
     def _folding_cells(self, mesh: np.ndarray) -> np.ndarray:
         """(rows, cols) bool grid cells where the warp may fold: the eye and mouth openings

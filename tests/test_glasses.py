@@ -1,0 +1,95 @@
+"""Glasses: the frame's top bars are found in the photo, and a blink leaves them still."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, needs_shared_data
+
+from talkinghead.face import regions as R
+from talkinghead.face.crop import plan_framing
+from talkinghead.face.glasses import find_rims
+from talkinghead.face.landmarks import find_face
+from talkinghead.face.model import fit_face
+from talkinghead.media import load_image
+from talkinghead.render.renderer import Renderer
+
+WITH_GLASSES = {"art_6", "art_15"}  # of ../shared/data/portraits
+
+
+@pytest.fixture(scope="module")
+def hopper(portrait_path):
+    """The demo portrait (Grace Hopper, dark browline glasses) and its mesh."""
+    pixels = load_image(portrait_path).pixels
+    return pixels, find_face(pixels)[0]
+
+
+def test_the_demo_portraits_glasses_are_found_between_lids_and_brows(hopper):
+    pixels, mesh = hopper
+    rims = find_rims(pixels, mesh)
+    assert rims is not None
+    iod = np.linalg.norm(np.subtract(*R.eye_centers(mesh))[:2])
+    for edge, lid, brow in zip(rims, (R.LEFT_UPPER_LID, R.RIGHT_UPPER_LID),
+                               (R.LEFT_BROW[:5], R.RIGHT_BROW[:5])):
+        assert np.all(np.diff(edge[:, 0]) > 0)
+        inside = (edge[:, 0] > mesh[lid, 0].min()) & (edge[:, 0] < mesh[lid, 0].max())
+        lid_y = np.interp(edge[inside, 0], *mesh[lid][np.argsort(mesh[lid, 0]), :2].T)
+        brow_y = np.interp(edge[inside, 0], *mesh[brow][np.argsort(mesh[brow, 0]), :2].T)
+        assert np.all(edge[inside, 1] < lid_y) and np.all(edge[inside, 1] > brow_y)
+        assert np.ptp(edge[:, 0]) > np.ptp(mesh[lid, 0]) + 0.1 * iod   # reaches past the eye
+
+
+def test_a_face_without_a_bar_over_the_eyes_has_no_rims(hopper):
+    """The same face with the band between lids and brows smoothed over has no glasses."""
+    pixels, mesh = hopper
+    plain = pixels.copy()
+    top = int(mesh[np.concatenate([R.LEFT_BROW, R.RIGHT_BROW]), 1].min())
+    bottom = int(mesh[np.concatenate([R.LEFT_UPPER_LID, R.RIGHT_UPPER_LID]), 1].max())
+    plain[top:bottom] = np.median(pixels[top:bottom], axis=0).astype(np.uint8)
+    assert find_rims(plain, mesh) is None
+
+
+def test_rims_are_found_the_same_at_every_working_size(hopper):
+    pixels, mesh = hopper
+    edges = [plan_framing(pixels, mesh, "crop", size, matte=False) for size in (256, 512)]
+    assert all(f.rims is not None for f in edges)
+    small, large = (f.rims[0] for f in edges)
+    np.testing.assert_allclose(small * 2, large, atol=0.5)
+
+
+def _blink_change(framing, mesh: np.ndarray, edge: np.ndarray) -> tuple[float, float]:
+    """Largest per-pixel change a full blink makes on a rim's bar (3 px above the middle half of
+    its lower ``edge``, working pixels) and the median change just under the left upper lid."""
+    fit = fit_face(framing.map_points(mesh), framing.image.shape[1::-1])
+    renderer = Renderer(framing, fit)
+    rest, pose = fit.source_expression.astype(np.float32), np.zeros(6, np.float32)
+    opened, closed = (renderer.render(rest, pose, b).astype(int) for b in (0.0, 1.0))
+    change = np.abs(opened - closed).max(axis=-1)
+    middle = edge[len(edge) // 4: 3 * len(edge) // 4]
+    bar = change[np.round(middle[:, 1] - 3).astype(int), np.round(middle[:, 0]).astype(int)]
+    lid = fit.mesh[R.LEFT_UPPER_LID[3:6], :2].round().astype(int)
+    return float(bar.max()), float(np.median(change[lid[:, 1] + 1, lid[:, 0]]))
+
+
+def test_a_blink_leaves_the_glasses_frame_still(hopper):
+    """With the rims known the bar does not move while the lid closes; without them (as the
+    renderer was before it looked for glasses) the lid skin dragged the bar down."""
+    pixels, mesh = hopper
+    found = plan_framing(pixels, mesh, "crop", 512, matte=False)
+    edge = found.rims[0]
+    bar, lid = _blink_change(found, mesh, edge)
+    bar_before, lid_before = _blink_change(replace(found, rims=None), mesh, edge)
+    assert lid > 40 and lid_before > 40       # the lid closes either way
+    assert bar_before > 40                    # the bar used to bend
+    assert bar <= 2                           # now it stays
+
+
+@needs_shared_data
+def test_glasses_are_found_on_the_shared_portraits_that_wear_them():
+    found = set()
+    for path in sorted((SHARED_DATA / "portraits").glob("*.*")):
+        pixels = load_image(path).pixels
+        if find_rims(pixels, find_face(pixels)[0]) is not None:
+            found.add(path.stem)
+    assert found == WITH_GLASSES
