@@ -14,57 +14,61 @@ import numpy as np
 
 from .warp import BackwardMap
 
-RIM_EDGE_PX = 2.5  # a glasses rim's blurred edge reaches this far below its traced lower edge
-RIM_SKIN = (0.25, 0.55)  # a lid pulls down under the rim the colour of the skin this far from rim to lid
+RIM_EDGE_IOD = 0.015  # a glasses rim's blurred edge reaches this far below its traced lower edge
+RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the colour of the skin this far from rim to lid ...
+RIM_SKIN_QUANTILE = 45  # ... of this luma percentile there (lens glints are bright)
 RIM_FADE_IOD = 0.05  # the rim is held still up to this far from either end of its edge
 
 
 @dataclass(frozen=True)
 class Rim:
-    """A glasses rim over one eye: its lower ``edge`` ((K, 2) window pixels, x increasing;
-    the rim's blurred edge reaches RIM_EDGE_PX below it), the (K, 3) float32 ``colour`` of the
-    skin under it, and the ``fade`` (px) over which its hold ends at either end of the edge."""
+    """A glasses rim over one eye: its ``bottom`` ((K, 2) window pixels, x increasing: the
+    traced lower edge plus RIM_EDGE_IOD of blur), the (K, 3) float32 ``colour`` of the skin
+    under it, and the ``fade`` (px) over which its hold ends at either end."""
 
-    edge: np.ndarray
+    bottom: np.ndarray
     colour: np.ndarray
     fade: float
 
     @classmethod
     def under(cls, window: np.ndarray, edge: np.ndarray, lid: np.ndarray, iod: float) -> "Rim":
         """The rim with lower ``edge`` over the (K, 2) upper ``lid`` in the (h, w, 3) uint8 photo
-        ``window``: the skin colour is the median between rim and lid (RIM_SKIN of the way),
-        smoothed along the rim (lens glints drop out)."""
+        ``window``: the skin colour per column is that of the RIM_SKIN_QUANTILE luma percentile
+        between rim and lid (RIM_SKIN of the way), smoothed along the rim."""
         gap = np.interp(edge[:, 0], *lid[np.argsort(lid[:, 0])].T) - edge[:, 1]
-        below = np.linspace(*RIM_SKIN, 7)[:, None] * np.maximum(gap, 0)[None]
+        below = np.linspace(*RIM_SKIN, 11)[:, None] * np.maximum(gap, 0)[None]
         xy = np.stack(np.broadcast_arrays(edge[None, :, 0], edge[None, :, 1] + below), axis=-1)
-        skin = np.median(cv2.remap(window, xy.astype(np.float32), None, cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE), axis=0).astype(np.float32)
+        band = cv2.remap(window, xy.astype(np.float32), None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        luma = band @ np.float32([0.299, 0.587, 0.114])
+        rank = np.argsort(luma, axis=0)[int(round(RIM_SKIN_QUANTILE / 100 * (len(band) - 1)))]
+        skin = band[rank, np.arange(band.shape[1])]
         smooth = cv2.GaussianBlur(skin[None], (0, 0), sigmaX=0.03 * iod, sigmaY=0.1,
                                   borderType=cv2.BORDER_REPLICATE)[0]
-        return cls(edge, smooth, RIM_FADE_IOD * iod)
+        return cls(edge + [0, RIM_EDGE_IOD * iod], smooth, RIM_FADE_IOD * iod)
 
     def _line(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For (h, w) window x: the rim's lowest pixels there (its edge plus RIM_EDGE_PX), and
-        how far inside the edge's span x lies, in units of ``fade`` (≤ 0 outside)."""
-        ends = self.edge[[0, -1], 0]
+        """For (h, w) window x: the rim's bottom there, and how far inside its span x lies, in
+        units of ``fade`` (≤ 0 outside)."""
+        ends = self.bottom[[0, -1], 0]
         inside = np.minimum(x - ends[0], ends[1] - x) / max(self.fade, 1e-3)
-        return np.interp(x, self.edge[:, 0], self.edge[:, 1]) + RIM_EDGE_PX, inside
+        return np.interp(x, *self.bottom.T), inside
 
     def on(self, xy: np.ndarray, span: bool = True) -> np.ndarray:
         """(h, w) bool: which (h, w, 2) window positions ``xy`` lie on the rim: above its lowest
-        pixels, within the edge's span (or anywhere along x without ``span``)."""
+        pixels, within its span (or anywhere along x without ``span``)."""
         bottom, inside = self._line(xy[..., 0])
         return (xy[..., 1] < bottom) & ((inside > 0) if span else True)
 
     def held(self, xy: np.ndarray) -> np.ndarray:
         """(h, w) float32: 1 where (h, w, 2) window positions ``xy`` lie on the rim, fading to 0
-        a pixel below it and towards the ends of the edge."""
+        a pixel below it and towards the ends of its span."""
         bottom, inside = self._line(xy[..., 0])
         return (np.clip(bottom + 1 - xy[..., 1], 0, 1) * np.clip(inside, 0, 1)).astype(np.float32)
 
     def skin(self, x: np.ndarray) -> np.ndarray:
         """(n, 3) float32 skin colour under the rim at (n,) window x."""
-        return np.stack([np.interp(x, self.edge[:, 0], c) for c in self.colour.T], axis=-1)
+        return np.stack([np.interp(x, self.bottom[:, 0], c) for c in self.colour.T], axis=-1)
 
 
 def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None,
