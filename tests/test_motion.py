@@ -219,3 +219,27 @@ def test_language_codes_accepted(code):
 def test_language_codes_refused(code):
     with pytest.raises(ValueError, match="ISO 639"):
         MotionConfig(language=code)
+
+
+def _phrases(first: str) -> AudioFeatures:
+    """1.2 s of silence, ``first`` then AA to 1.8 s, a 0.3 s pause, AA to 2.6 s, silence."""
+    activity = np.zeros(300, np.float32)
+    activity[120:180] = activity[210:260] = 1
+    loud = np.where(activity > 0, -25.0, -80.0).astype(np.float32)
+    phones = (Phone("SIL", 0.0, 1.2), Phone(first, 1.2, 1.3), Phone("AA", 1.3, 1.8),
+              Phone("SIL", 1.8, 2.1), Phone("AA", 2.1, 2.6), Phone("SIL", 2.6, 3.0))
+    return AudioFeatures(100, loud, activity, activity * 120, activity * 0, phones, 3.0)
+
+
+def test_lips_part_to_breathe_in_before_speech_after_a_long_pause_only():
+    from talkinghead.motion.expression import BREATH_JAW, BREATH_LEAD_S, expression_track
+
+    jaw = expression_track(_phrases("AA"), CHANNELS, FPS, 75)[:, CHANNELS.index("jaw_open")]
+    onset, lead = 30, round(BREATH_LEAD_S * FPS)                  # speech resumes at frame 30
+    assert np.all(jaw[:onset - lead] == 0)                        # at rest through the pause ...
+    assert np.all(np.diff(jaw[onset - lead:onset]) > 0)           # ... then parting, steadily,
+    assert 0.8 * BREATH_JAW < jaw[onset - 3] <= BREATH_JAW        # to breathe in before speaking
+    assert jaw[47:52].max() < 0.02 * BREATH_JAW                   # a 0.3 s pause: no breath
+    bilabial = expression_track(_phrases("M"), CHANNELS, FPS, 75)[:, CHANNELS.index("jaw_open")]
+    assert bilabial[onset - lead:onset - 5].max() > 0.5 * BREATH_JAW  # a breath, then the lips
+    assert bilabial[onset - 3:onset - 1].max() < 0.1 * BREATH_JAW     # close for the /m/

@@ -22,6 +22,9 @@ ENERGY_PEAK_PCT = 90        # the loud level: this percentile of the speech's lo
 ENERGY_FLOOR = 0.5          # the jaw opens at least this × openness² (loud sound, open mouth)
 VETO_OPENNESS = (0.5, 0.8)  # sustained openness over which lip closure fades out (from, to)
 VETO_HOPS = 5               # "sustained": the quietest 10 ms hop within this many (50 ms)
+BREATH_JAW = 0.15           # the lips part this much (jaw_open) to breathe in before speaking ...
+BREATH_LEAD_S = 0.45        # ... over this long before the first sound ...
+BREATH_PAUSE_S = 0.8        # ... after a pause at least this long
 
 
 def is_english(language: str) -> bool:
@@ -44,11 +47,29 @@ def expression_track(features: AudioFeatures, channels: tuple[str, ...], fps: fl
     for k, name in enumerate(TARGETS):
         if name in channels:
             out[:, channels.index(name)] = mouth[:, k] * gate
-    out[:, channels.index("jaw_open")] = jaw
+    breath = _breaths(activity, fps) * (1 - gate) * (1 - mouth[:, TARGETS.index("closure")])
+    out[:, channels.index("jaw_open")] = jaw + BREATH_JAW * breath
     out[:, channels.index("lip_close")] = mouth[:, TARGETS.index("closure")] * jaw
     if "brow_raise" in channels:
         out[:, channels.index("brow_raise")] = _brow_accents(features, fps, num_frames)
     return out * np.float32(scale)
+
+
+def _breaths(activity: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) in [0, 1]: the lips parting to breathe in during the BREATH_LEAD_S before speech
+    resumes after a pause of BREATH_PAUSE_S or more (the video's start counts as a pause);
+    ``activity`` (T,) speech activity per frame."""
+    edges = np.diff(np.r_[0, (activity > 0.5).astype(np.int8)])
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    lead, pause = int(round(BREATH_LEAD_S * fps)), max(int(round(BREATH_PAUSE_S * fps)), 1)
+    ramp = np.sin(np.linspace(0, np.pi / 2, lead + 1)[1:]) ** 2
+    out = np.zeros(len(activity))
+    for start in starts:
+        before = stops[stops < start]
+        if start - (before[-1] if len(before) else 0) >= pause:
+            n = min(lead, start)
+            out[start - n:start] = ramp[lead - n:]
+    return out
 
 
 def _acoustic_check(mouth: np.ndarray, features: AudioFeatures, fps: float,
