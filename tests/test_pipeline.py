@@ -70,8 +70,12 @@ def test_mouth_rests_in_silence(portrait_path, short_speech):
     phones = tuple(Phone(p.label, p.start + 1.0, p.end + 1.0) for p in short_speech.phones)
     phones = (Phone("SIL", 0.0, 1.0),) + phones + (Phone("SIL", phones[-1].end, phones[-1].end + 1.0),)
     speech = type(short_speech)(padded, phones)
+    from talkinghead.motion.expression import BREATH_LEAD_S
+
     gaps, fps = _mouth_gaps(Pipeline(), portrait_path, speech)
-    assert gaps[int(0.2 * fps):int(0.75 * fps)].max() < 0.01
+    breath = int((1.0 - BREATH_LEAD_S) * fps)          # the lips part to breathe in from here
+    assert gaps[int(0.2 * fps):breath].max() < 0.01
+    assert 0.01 < gaps[breath:int(0.95 * fps)].max() < 0.08    # slightly: speech opens > 0.1
     assert gaps[-int(0.75 * fps):].max() < 0.01
     assert gaps[int(1.2 * fps):-int(1.2 * fps)].max() > 0.1
 
