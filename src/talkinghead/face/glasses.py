@@ -39,7 +39,7 @@ def find_rims(image: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarr
     eye, left eye first (the order of the ``blink_left``, ``blink_right`` channels). Above an
     edge, the photo shows the frame. None when no bar lies over both eyes."""
     luma, to_image = _eye_aligned(image, mesh)
-    aligned = mesh[:, :2] @ np.linalg.inv(to_image[:, :2]).T - np.linalg.solve(to_image[:, :2], to_image[:, 2])
+    aligned = np.linalg.solve(to_image[:, :2], (mesh[:, :2] - to_image[:, 2]).T).T
     step = cv2.Sobel(cv2.GaussianBlur(luma, (0, 0), 1.0), cv2.CV_32F, 0, 1, ksize=3) / 8
     edges = [_trace(np.clip(step, 0, None), aligned[lid], aligned[brow]) for lid, brow in EYES]
     if any(e is None for e in edges):
