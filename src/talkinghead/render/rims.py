@@ -72,7 +72,7 @@ class Rim:
 
 
 def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None,
-               keep: np.ndarray | None = None) -> np.ndarray:
+              keep: np.ndarray | None = None) -> np.ndarray:
     """(h, w, 3) float32 ``colours`` fetched at (h, w, 2) window positions ``xy``, those fetched
     from a glasses ``rim`` (except where (h, w) bool ``keep``) painted over, in place, with the
     skin under it: a closing lid pulls skin down from under the frame, never the frame."""
@@ -84,7 +84,7 @@ def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None,
 
 
 def frame_under_rim(patch: np.ndarray, backward: BackwardMap, eye: BackwardMap,
-                     rim: Rim) -> None:
+                    rim: Rim) -> None:
     """``under_rim`` for the (h, w, 3) float32 ``patch`` of the frame in the ``eye``'s box,
     as the frame's warp ``backward`` fetched it, where the eye's open-lid warp (``eye.xy``)
     fetches from below the rim (above it, the open-lid frame is shown)."""
@@ -94,4 +94,4 @@ def frame_under_rim(patch: np.ndarray, backward: BackwardMap, eye: BackwardMap,
     if x1 > x0 and y1 > y0:
         inner = (slice(y0 - box[1], y1 - box[1]), slice(x0 - box[0], x1 - box[0]))
         under_rim(patch[inner], backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0], rim,
-                   keep=rim.on(eye.xy[inner], span=False))
+                  keep=rim.on(eye.xy[inner], span=False))
