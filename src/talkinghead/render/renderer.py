@@ -11,16 +11,8 @@ from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
-from .mouth import (
-    MouthLook,
-    OwnTeeth,
-    added_blur,
-    between_curves,
-    paint_mouth,
-    photo_grain,
-    reach_corners,
-    seen_interior,
-)
+from .mouth import (MouthLook, OwnTeeth, added_blur, between_curves, paint_mouth, photo_grain,
+                    reach_corners, seen_interior)
 from .rims import Rim, frame_under_rim, under_rim
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
