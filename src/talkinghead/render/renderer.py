@@ -84,7 +84,8 @@ class Renderer:
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
         self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
-                                     fit.iod) for edge, (upper, _) in zip(framing.rims, EYES))
+                                     fit.iod, self.look.grain)
+                           for edge, (upper, _) in zip(framing.rims, EYES))
                      if framing.rims else (None, None))
 
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
@@ -158,7 +159,7 @@ class Renderer:
             leak = depth * (1 - shown)
             if float(leak.max()) <= 0:
                 continue
-            skin = under_rim(self._fetch(lid_xy), lid_xy, rim)
+            skin = under_rim(self._fetch(lid_xy), lid_xy, rim, (x0, y0))
             patch = window[y0:y1, x0:x1].astype(np.float32)
             mixed = patch + (skin - patch) * leak[..., None]
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
@@ -194,7 +195,7 @@ class Renderer:
                                  LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod,
                                  float(closure))
             ball = self._fetch(eye.xy)
-            strip, lashes = (under_rim(self._fetch(at), at, rim)
+            strip, lashes = (under_rim(self._fetch(at), at, rim, (x0, y0))
                              for at in (layers.strip_xy, layers.lashes_xy))
             patch = window[y0:y1, x0:x1].astype(np.float32)
             if rim is not None:
