@@ -13,7 +13,7 @@ from ..face.model import LID_SKIN_HOLD
 from ..types import FaceFit
 from .mouth import (MouthLook, OwnTeeth, added_blur, between_curves, paint_mouth, photo_grain,
                     reach_corners, seen_interior)
-from .rims import Rim, frame_under_rim, under_rim
+from .rims import Rim, RimHold, under_rim
 from .warp import BackwardMap, Picture, WarpField, warp_into
 
 # rings of control points around the head: (scale of the face oval, rigid weight, expression weight)
@@ -159,7 +159,7 @@ class Renderer:
             leak = depth * (1 - shown)
             if float(leak.max()) <= 0:
                 continue
-            skin = under_rim(self._fetch(lid_xy), lid_xy, rim, (x0, y0))
+            skin = under_rim(self._fetch(lid_xy), lid_xy, rim, (x0, y0), leak > 0)
             patch = window[y0:y1, x0:x1].astype(np.float32)
             mixed = patch + (skin - patch) * leak[..., None]
             window[y0:y1, x0:x1] = np.rint(mixed).astype(np.uint8)
@@ -175,37 +175,51 @@ class Renderer:
         closed lid with eye showing between. ``lids``: (2,) closure of each of the EYES.
         ``folds``: the frame's folding cells, so that the eye moves as in the frame's warp.
         With glasses (``self.rims``), the photo above a rim's lower edge shows as without the
-        blink, and the skin that the lid pulls down comes from below the edge (``rims.under_rim``):
-        the frame occludes the lid instead of bending with it."""
+        blink, and the skin that the lid pulls down comes from below the edge (``rims``): the
+        frame occludes the lid instead of bending with it; the eye's box then reaches up to
+        where the blink stops moving the skin, and the lid layers cover only the box without
+        glasses."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
-        boxes = [self._eye_box(local, opened, upper, lower, rim is not None, window.shape)
-                 for (upper, lower), rim in zip(EYES, self.rims)]
+        lid_boxes = [self._eye_box(local, opened, upper, lower, False, window.shape) for upper, lower in EYES]
+        boxes = [self._eye_box(local, opened, upper, lower, True, window.shape) if rim is not None else box
+                 for (upper, lower), rim, box in zip(EYES, self.rims, lid_boxes)]
         eyes = self.field.maps_within(still_local, boxes, folds=folds, smooth=still_rigid)
-        for (upper, lower), closure, eye, rim in zip(EYES, lids, eyes, self.rims):
-            if eye.box[2] - eye.box[0] < 2 or eye.box[3] - eye.box[1] < 2:
-                continue
+        for (upper, lower), closure, eye, rim, lid_box in zip(EYES, lids, eyes, self.rims, lid_boxes):
             x0, y0, x1, y1 = eye.box
-            mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0],
-                                  (y1 - y0, x1 - x0), EYEBALL_INSET_PX)
-            layers = _lid_layers(local[upper] - [x0, y0], opened[upper] - [x0, y0], eye.xy,
-                                 LID_SKIN_HOLD * self.fit.iod, LID_STRIP_FADE_IOD * self.fit.iod,
-                                 float(closure))
-            ball = self._fetch(eye.xy)
-            strip, lashes = (under_rim(self._fetch(at), at, rim, (x0, y0))
-                             for at in (layers.strip_xy, layers.lashes_xy))
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
             patch = window[y0:y1, x0:x1].astype(np.float32)
-            if rim is not None:
-                frame_under_rim(patch, backward, eye, rim)
-            patch += (ball - patch) * mask[..., None]
-            patch += (strip - patch) * layers.strip[..., None]
-            patch += (np.minimum(patch, lashes) - patch) * layers.lashes[..., None]
-            if rim is not None:
-                patch += (ball - patch) * rim.held(eye.xy)[..., None]
+            hold = RimHold.of(rim, _frame_xy(backward, eye.box), eye.xy, (x0, y0)) if rim is not None else None
+            if hold is not None:
+                hold.pull(patch)
+            lx0, ly0, lx1, ly1 = lid_box
+            if lx1 - lx0 >= 2 and ly1 - ly0 >= 2:
+                inner = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
+                self._lid_over(patch[inner], eye.xy[inner], local[upper] - [lx0, ly0],
+                               local[lower] - [lx0, ly0], opened[upper] - [lx0, ly0], float(closure),
+                               rim, (lx0, ly0))
+            if hold is not None:
+                hold.hold(patch, self._fetch_points)
             window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
+
+    def _lid_over(self, patch: np.ndarray, xy: np.ndarray, closing: np.ndarray, lower: np.ndarray,
+                  opened: np.ndarray, closure: float, rim: Rim | None, at: tuple[int, int]) -> None:
+        """Paint one eye's box (h, w, 3) float32 ``patch`` (window pixels from ``at`` on) in
+        place: the eyeball as without the blink (fetched at (h, w, 2) ``xy``) inside the
+        ``closing`` upper and ``lower`` lids, the lid strip and hanging lashes of the ``opened``
+        lid ((K, 2) box pixels each) for the lid's ``closure``."""
+        mask = between_curves(closing, lower, patch.shape[:2], EYEBALL_INSET_PX)
+        layers = _lid_layers(closing, opened, xy, LID_SKIN_HOLD * self.fit.iod,
+                             LID_STRIP_FADE_IOD * self.fit.iod, closure)
+        strip = under_rim(self._fetch(layers.strip_xy), layers.strip_xy, rim, at, layers.strip > 0)
+        lashes = under_rim(self._fetch(layers.lashes_xy), layers.lashes_xy, rim, at, layers.lashes > 0)
+        patch += (self._fetch(xy) - patch) * mask[..., None]
+        patch += (strip - patch) * layers.strip[..., None]
+        patch += (np.minimum(patch, lashes) - patch) * layers.lashes[..., None]
 
     def _eye_box(self, local: np.ndarray, opened: np.ndarray, upper: np.ndarray,
                  lower: np.ndarray, glasses: bool, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -224,6 +238,13 @@ class Renderer:
         """(h, w, 3) float32 photo window sampled at (h, w, 2) window positions ``xy``."""
         return cv2.remap(self.window, xy, None, cv2.INTER_CUBIC,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+
+    def _fetch_points(self, points: np.ndarray) -> np.ndarray:
+        """(n, 3) float32 photo window sampled at (n, 2) window positions (in rows of 256,
+        as ``cv2.remap`` takes at most 32767 of either)."""
+        pad = -len(points) % 256
+        grid = np.concatenate([points, np.repeat(points[-1:], pad, axis=0)]).reshape(-1, 256, 2)
+        return self._fetch(grid.astype(np.float32)).reshape(-1, 3)[:len(points)]
 
     def _folding_cells(self, mesh: np.ndarray) -> np.ndarray:
         """(rows, cols) bool grid cells where the warp may fold: the eye and mouth openings
@@ -350,6 +371,19 @@ class LidLayers(NamedTuple):
     strip_xy: np.ndarray
     lashes: np.ndarray
     lashes_xy: np.ndarray
+
+
+def _frame_xy(backward: BackwardMap, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w, 2) float32 window positions where the frame's warp ``backward`` fetches the
+    pixels of window ``box``: its map inside its own box, the pixels themselves outside."""
+    x0, y0, x1, y1 = box
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+    out = np.stack([xs, ys], axis=-1)
+    bx0, by0, bx1, by1 = backward.box
+    cx0, cy0, cx1, cy1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
+    if cx1 > cx0 and cy1 > cy0:
+        out[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = backward.xy[cy0 - by0:cy1 - by0, cx0 - bx0:cx1 - bx0]
+    return out
 
 
 def _lid_layers(closing: np.ndarray, opened: np.ndarray, xy: np.ndarray, height: float,

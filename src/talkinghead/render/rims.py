@@ -1,23 +1,23 @@
 """Glasses rims during a blink: the frame stays where it is and occludes the closing lid.
 
 ``face.glasses`` finds the lower edge of each top bar in the photo. While a lid closes, the
-renderer shows the photo above that edge as without the blink (``Rim.held``), and where the
+renderer shows the photo above that edge as without the blink (``RimHold``), and where the
 lid's warp would pull the frame itself down it paints the skin under the rim instead
-(``under_rim``).
+(``under_rim``). Only the pixels that the blink moves are touched.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
-
-from .warp import BackwardMap
 
 RIM_EDGE_IOD = 0.015  # a glasses rim's blurred edge reaches this far below its traced lower edge
 RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the colour of the skin this far from rim to lid ...
 RIM_SKIN_QUANTILE = 45  # ... of this luma percentile there (lens glints are bright)
 RIM_FADE_IOD = 0.05  # the rim is held still up to this far from either end of its edge
+STILL_PX = 0.2  # pixels that the blink moves less than this are left as the frame's warp made them
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,19 @@ class Rim:
                                   borderType=cv2.BORDER_REPLICATE)[0]
         return cls(edge + [0, RIM_EDGE_IOD * iod], smooth, RIM_FADE_IOD * iod, grain)
 
-    def _line(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For (h, w) window x: the rim's bottom there, and how far inside its span x lies, in
-        units of ``fade`` (≤ 0 outside)."""
+    def place(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For (n, 2) window positions: (n,) bool which lie on the rim (above its bottom, any
+        x), and (n,) how far inside its span each x lies, in units of ``fade`` (≤ 0 outside)."""
         ends = self.bottom[[0, -1], 0]
-        inside = np.minimum(x - ends[0], ends[1] - x) / max(self.fade, 1e-3)
-        return np.interp(x, *self.bottom.T), inside
+        inside = np.minimum(points[:, 0] - ends[0], ends[1] - points[:, 0]) / max(self.fade, 1e-3)
+        return points[:, 1] < np.interp(points[:, 0], *self.bottom.T), inside
 
-    def on(self, xy: np.ndarray, span: bool = True) -> np.ndarray:
-        """(h, w) bool: which (h, w, 2) window positions ``xy`` lie on the rim: above its lowest
-        pixels, within its span (or anywhere along x without ``span``)."""
-        bottom, inside = self._line(xy[..., 0])
-        return (xy[..., 1] < bottom) & ((inside > 0) if span else True)
-
-    def held(self, xy: np.ndarray) -> np.ndarray:
-        """(h, w) float32: 1 where (h, w, 2) window positions ``xy`` lie on the rim, fading to 0
-        a pixel below it and towards the ends of its span."""
-        bottom, inside = self._line(xy[..., 0])
-        return (np.clip(bottom + 1 - xy[..., 1], 0, 1) * np.clip(inside, 0, 1)).astype(np.float32)
+    def held(self, points: np.ndarray) -> np.ndarray:
+        """(n,) float32: 1 for (n, 2) window positions on the rim, fading to 0 a pixel below it
+        and towards the ends of its span."""
+        inside = self.place(points)[1]
+        bottom = np.interp(points[:, 0], *self.bottom.T)
+        return (np.clip(bottom + 1 - points[:, 1], 0, 1) * np.clip(inside, 0, 1)).astype(np.float32)
 
     def skin(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(n, 3) float32 skin colour under the rim at (n,) window x, with the grain of the
@@ -77,33 +72,60 @@ class Rim:
         if self.grain is None:
             return colour
         n = self.grain.shape[0]
-        grain = self.grain[rows % n, cols % n]
-        return colour * (1 + grain[:, None])
+        return colour * (1 + self.grain[rows % n, cols % n][:, None])
 
 
 def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None, at: tuple[int, int],
-              keep: np.ndarray | None = None) -> np.ndarray:
+              where: np.ndarray) -> np.ndarray:
     """(h, w, 3) float32 ``colours`` of the window pixels from ``at`` (x, y) on, fetched at
-    (h, w, 2) window positions ``xy``: those fetched from a glasses ``rim`` (except where (h, w)
-    bool ``keep``) painted over, in place, with the skin under it. A closing lid pulls skin down
+    (h, w, 2) window positions ``xy``: where (h, w) bool ``where``, those fetched from a glasses
+    ``rim`` are painted over, in place, with the skin under it. A closing lid pulls skin down
     from under the frame, never the frame."""
     if rim is not None:
-        pulled = rim.on(xy) if keep is None else rim.on(xy) & ~keep
+        rows, cols = np.nonzero(where)
+        points = xy[rows, cols]
+        on, inside = rim.place(points)
+        pulled = on & (inside > 0)
         if pulled.any():
-            rows, cols = np.nonzero(pulled)
-            colours[pulled] = rim.skin(xy[..., 0][pulled], rows + at[1], cols + at[0])
+            rows, cols = rows[pulled], cols[pulled]
+            colours[rows, cols] = rim.skin(points[pulled, 0], rows + at[1], cols + at[0])
     return colours
 
 
-def frame_under_rim(patch: np.ndarray, backward: BackwardMap, eye: BackwardMap,
-                    rim: Rim) -> None:
-    """``under_rim`` for the (h, w, 3) float32 ``patch`` of the frame in the ``eye``'s box,
-    as the frame's warp ``backward`` fetched it, where the eye's open-lid warp (``eye.xy``)
-    fetches from below the rim (above it, the open-lid frame is shown)."""
-    bx0, by0, bx1, by1 = backward.box
-    box = eye.box
-    x0, y0, x1, y1 = max(box[0], bx0), max(box[1], by0), min(box[2], bx1), min(box[3], by1)
-    if x1 > x0 and y1 > y0:
-        inner = (slice(y0 - box[1], y1 - box[1]), slice(x0 - box[0], x1 - box[0]))
-        under_rim(patch[inner], backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0], rim, (x0, y0),
-                  keep=rim.on(eye.xy[inner], span=False))
+@dataclass(frozen=True)
+class RimHold:
+    """One eye's box in one blinking frame, for a glasses rim: its pixels that the blink moves
+    ((n,) ``rows``, ``cols`` in the box), where the frame without the blink fetches them
+    ((n, 2) ``still``, window pixels) and how much the rim holds them there (``weight``), and
+    the skin (``skin``, (p, 3)) painted on those (``pulled``, (n,) bool) that the blink's warp
+    fetches from the rim itself."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    still: np.ndarray
+    weight: np.ndarray
+    pulled: np.ndarray
+    skin: np.ndarray
+
+    @classmethod
+    def of(cls, rim: Rim, frame_xy: np.ndarray, still_xy: np.ndarray,
+           at: tuple[int, int]) -> "RimHold":
+        """The hold for (h, w, 2) window positions where the blinking frame (``frame_xy``) and
+        the frame without the blink (``still_xy``) fetch the box's pixels from ``at`` (x, y) on."""
+        rows, cols = np.nonzero(np.abs(frame_xy - still_xy).max(axis=-1) > STILL_PX)
+        moving, still = frame_xy[rows, cols], still_xy[rows, cols]
+        on, inside = rim.place(moving)
+        pulled = on & (inside > 0) & ~rim.place(still)[0]
+        skin = rim.skin(moving[pulled, 0], rows[pulled] + at[1], cols[pulled] + at[0])
+        return cls(rows, cols, still, rim.held(still), pulled, skin)
+
+    def pull(self, patch: np.ndarray) -> None:
+        """Paint the skin over the pulled pixels of the box's (h, w, 3) float32 ``patch``."""
+        patch[self.rows[self.pulled], self.cols[self.pulled]] = self.skin
+
+    def hold(self, patch: np.ndarray, fetch: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Show the rim in the box's (h, w, 3) float32 ``patch`` as without the blink;
+        ``fetch`` samples the photo at (n, 2) window positions, (n, 3) float32."""
+        if len(self.rows):
+            at = (self.rows, self.cols)
+            patch[at] += (fetch(self.still) - patch[at]) * self.weight[:, None]
