@@ -23,7 +23,8 @@ STRONG_STEP = 12.0         # ... and the share of its columns with at least this
 MIN_SHARE = 0.65
 GAP_IOD = (0.07, 0.2)      # ... the edge's mean height above the upper lid ...
 MAX_GAP_DIFFERENCE_IOD = 0.06  # ... and how much that may differ between the eyes
-EYES = ((R.LEFT_UPPER_LID, R.LEFT_BROW[:5]), (R.RIGHT_UPPER_LID, R.RIGHT_BROW[:5]))  # lid, brow's lower contour
+# upper lid and the brow's lower contour of each eye, left first
+EYES = ((R.LEFT_UPPER_LID, R.LEFT_BROW[:5]), (R.RIGHT_UPPER_LID, R.RIGHT_BROW[:5]))
 
 
 @dataclass(frozen=True)

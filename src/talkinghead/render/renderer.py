@@ -32,7 +32,7 @@ LID_STRIP_FADE_IOD = 0.04  # the lid strip (LID_SKIN_HOLD) fades into the warped
 LID_STRIP_TAPER = 0.5  # ... and towards the eye's corners, where the lid drops less than this × its most
 LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (mirrored, darken only)
 LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
-RIM_REACH_IOD = (0.1, 0.35)  # with glasses, the eyes' boxes reach this far beyond the lid corners and above the lid
+RIM_REACH_IOD = (0.1, 0.35)  # with glasses, eye boxes reach this far past the lid corners, and above the lid
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
@@ -193,7 +193,7 @@ class Renderer:
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
             patch = window[y0:y1, x0:x1].astype(np.float32)
-            hold = RimHold.of(rim, _frame_xy(backward, eye.box), eye.xy, (x0, y0)) if rim is not None else None
+            hold = None if rim is None else RimHold.of(rim, _frame_xy(backward, eye.box), eye.xy, (x0, y0))
             if hold is not None:
                 hold.pull(patch)
             lx0, ly0, lx1, ly1 = lid_box
