@@ -61,16 +61,17 @@ def face_box(mesh: np.ndarray) -> tuple[float, float, float]:
 
 
 def plan_framing(photo: np.ndarray, mesh: np.ndarray, mode: str = "crop",
-                 size: int | None = None, matte: bool = True) -> Framing:
+                 size: int | None = None, matte: bool = True, glasses: bool = True) -> Framing:
     """Framing of a (H, W, 3) photo around its (478, 3) mesh for one crop ``mode``.
 
     ``size``: output side for the square modes (default 512, or the crop's own pixel size when
     smaller, so a small face is never upscaled unasked); ignored by ``full``/``extfull``.
-    ``matte``: segment the person in the animated window (see ``Framing.matte``). Glasses are
-    looked for in the photo itself, so that every size finds the same.
+    ``matte``: segment the person in the animated window (see ``Framing.matte``). ``glasses``:
+    look for a glasses frame's bars (``Framing.rims``), in the photo itself, so that every size
+    finds the same.
     """
     framing = _frame(photo, mesh, mode, size)
-    rims = find_rims(photo, mesh)
+    rims = find_rims(photo, mesh) if glasses else None
     if rims is not None:
         rims = tuple(((e - framing.offset) * framing.scale).astype(np.float32) for e in rims)
     if not matte:

@@ -209,7 +209,7 @@ class SadTalkerBackend:
         poses = np.full((len(meshes), 6), np.nan, np.float32)
         for i, (frame, mesh) in enumerate(zip(frames(), meshes)):
             if np.isfinite(mesh).all():
-                crop = plan_framing(frame, mesh, "crop", self.size, matte=False)
+                crop = plan_framing(frame, mesh, "crop", self.size, matte=False, glasses=False)
                 poses[i] = self.source_face(crop.image, crop.map_points(mesh)).coeffs[64:70]
         if not np.isfinite(poses).any():
             raise NoFaceError(f"no face found in the reference video {video}")
@@ -222,8 +222,8 @@ class SadTalkerBackend:
         mode = config.face.preprocess
         full = mode in ("full", "extfull")
         net_mode = {"full": "crop", "extfull": "extcrop"}.get(mode, mode)
-        net = plan_framing(pixels, mesh, net_mode, self.size, matte=False)
-        canvas = plan_framing(pixels, mesh, mode, matte=False) if full else None
+        net = plan_framing(pixels, mesh, net_mode, self.size, matte=False, glasses=False)
+        canvas = plan_framing(pixels, mesh, mode, matte=False, glasses=False) if full else None
         source = self.source_face(net.image, net.map_points(mesh))
         coeffs = self.coefficients(samples, source, config)
         angles = {k: v for k in ("yaw", "pitch", "roll")

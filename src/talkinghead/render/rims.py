@@ -13,11 +13,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .mouth import LUMA
+
 RIM_EDGE_IOD = 0.015  # a glasses rim's blurred edge reaches this far below its traced lower edge
 RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the colour of the skin this far from rim to lid ...
 RIM_SKIN_QUANTILE = 45  # ... of this luma percentile there (lens glints are bright)
 RIM_FADE_IOD = 0.05  # the rim is held still up to this far from either end of its edge
-STILL_PX = 0.2  # pixels that the blink moves less than this are left as the frame's warp made them
+MOVED_PX = 0.2  # pixels that the blink moves less than this are left as the frame's warp made them
 
 
 @dataclass(frozen=True)
@@ -44,26 +46,20 @@ class Rim:
         xy = np.stack(np.broadcast_arrays(edge[None, :, 0], edge[None, :, 1] + below), axis=-1)
         band = cv2.remap(window, xy.astype(np.float32), None, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        luma = band @ np.float32([0.299, 0.587, 0.114])
+        luma = band @ LUMA
         rank = np.argsort(luma, axis=0)[int(round(RIM_SKIN_QUANTILE / 100 * (len(band) - 1)))]
         skin = band[rank, np.arange(band.shape[1])]
         smooth = cv2.GaussianBlur(skin[None], (0, 0), sigmaX=0.03 * iod, sigmaY=0.1,
                                   borderType=cv2.BORDER_REPLICATE)[0]
         return cls(edge + [0, RIM_EDGE_IOD * iod], smooth, RIM_FADE_IOD * iod, grain)
 
-    def place(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For (n, 2) window positions: (n,) bool which lie on the rim (above its bottom, any
-        x), and (n,) how far inside its span each x lies, in units of ``fade`` (≤ 0 outside)."""
+    def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For (n, 2) window positions: (n,) how far above the rim's bottom each lies, px (> 0:
+        on the rim), and (n,) how far inside its span each x lies, in units of ``fade`` (≤ 0
+        outside)."""
         ends = self.bottom[[0, -1], 0]
         inside = np.minimum(points[:, 0] - ends[0], ends[1] - points[:, 0]) / max(self.fade, 1e-3)
-        return points[:, 1] < np.interp(points[:, 0], *self.bottom.T), inside
-
-    def held(self, points: np.ndarray) -> np.ndarray:
-        """(n,) float32: 1 for (n, 2) window positions on the rim, fading to 0 a pixel below it
-        and towards the ends of its span."""
-        inside = self.place(points)[1]
-        bottom = np.interp(points[:, 0], *self.bottom.T)
-        return (np.clip(bottom + 1 - points[:, 1], 0, 1) * np.clip(inside, 0, 1)).astype(np.float32)
+        return np.interp(points[:, 0], *self.bottom.T) - points[:, 1], inside
 
     def skin(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(n, 3) float32 skin colour under the rim at (n,) window x, with the grain of the
@@ -84,8 +80,8 @@ def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None, at: tuple[in
     if rim is not None:
         rows, cols = np.nonzero(where)
         points = xy[rows, cols]
-        on, inside = rim.place(points)
-        pulled = on & (inside > 0)
+        depth, inside = rim.locate(points)
+        pulled = (depth > 0) & (inside > 0)
         if pulled.any():
             rows, cols = rows[pulled], cols[pulled]
             colours[rows, cols] = rim.skin(points[pulled, 0], rows + at[1], cols + at[0])
@@ -96,7 +92,8 @@ def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None, at: tuple[in
 class RimHold:
     """One eye's box in one blinking frame, for a glasses rim: its pixels that the blink moves
     ((n,) ``rows``, ``cols`` in the box), where the frame without the blink fetches them
-    ((n, 2) ``still``, window pixels) and how much the rim holds them there (``weight``), and
+    ((n, 2) ``still``, window pixels) and how much the rim holds them there (``weight``: 1 on
+    the rim, fading to 0 a pixel below it and towards the ends of its span), and
     the skin (``skin``, (p, 3)) painted on those (``pulled``, (n,) bool) that the blink's warp
     fetches from the rim itself."""
 
@@ -112,12 +109,14 @@ class RimHold:
            at: tuple[int, int]) -> "RimHold":
         """The hold for (h, w, 2) window positions where the blinking frame (``frame_xy``) and
         the frame without the blink (``still_xy``) fetch the box's pixels from ``at`` (x, y) on."""
-        rows, cols = np.nonzero(np.abs(frame_xy - still_xy).max(axis=-1) > STILL_PX)
+        rows, cols = np.nonzero(np.abs(frame_xy - still_xy).max(axis=-1) > MOVED_PX)
         moving, still = frame_xy[rows, cols], still_xy[rows, cols]
-        on, inside = rim.place(moving)
-        pulled = on & (inside > 0) & ~rim.place(still)[0]
+        depth, inside = rim.locate(moving)
+        still_depth, still_inside = rim.locate(still)
+        pulled = (depth > 0) & (inside > 0) & (still_depth <= 0)
         skin = rim.skin(moving[pulled, 0], rows[pulled] + at[1], cols[pulled] + at[0])
-        return cls(rows, cols, still, rim.held(still), pulled, skin)
+        weight = np.clip(still_depth + 1, 0, 1) * np.clip(still_inside, 0, 1)
+        return cls(rows, cols, still, weight.astype(np.float32), pulled, skin)
 
     def pull(self, patch: np.ndarray) -> None:
         """Paint the skin over the pulled pixels of the box's (h, w, 3) float32 ``patch``."""
