@@ -93,7 +93,9 @@ portrait and its own sound the speech; *generated* is talkinghead, *real* the cl
 landmarks; definitions in `../shared/docs/METRICS.md`. sync r: mouth opening vs the real
 clip's (lag in frames); aud: vs audio energy, with a shifted-audio null; silence: mouth
 opening in pauses / in speech (lower rests better); id: face-descriptor distance to the
-portrait; sharp: face sharpness / the portrait's, at the same face scale, median over frames.
+portrait; sharp: face sharpness / the portrait's, at the same face scale, median over frames;
+gaze: spread (std) of the iris's place between the eye corners, in eye widths (a still eye
+reads about 0.01, the measurement's noise).
 
 {quality}
 

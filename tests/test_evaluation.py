@@ -212,6 +212,38 @@ def test_sharpness_ratio_ignores_the_mouth_and_the_face_size(landmarker) -> None
     assert M.sharpness_ratio(larger[None], points[None] * 1.5, image, points) == pytest.approx(1.0, abs=0.05)
 
 
+def test_gaze_spread_ignores_closed_eyes_and_needs_two_seconds() -> None:
+    offsets = np.zeros(100)
+    offsets[40:60] = 0.08            # a glance away and back
+    offsets[70:73] = np.nan          # a blink
+    assert M.gaze_spread(offsets, 25.0) == pytest.approx(np.nanstd(offsets))
+    assert M.gaze_spread(offsets[:70], 25.0) == pytest.approx(np.std(offsets[:70]))
+    assert np.isnan(M.gaze_spread(offsets[:49], 25.0))
+
+
+def test_iris_offsets_see_the_eyes_turn(landmarker) -> None:
+    """dlib's eye contours and the darkest pixels between them find the renderer's turned
+    irises: eyes turned towards the image's left read lower than the photo's, to the right
+    higher."""
+    from talkinghead.face.crop import plan_framing
+    from talkinghead.face.landmarks import find_face
+    from talkinghead.face.model import fit_face
+    from talkinghead.render.renderer import Renderer
+
+    image = _grace_hopper()
+    mesh, _ = find_face(image)
+    framing = plan_framing(image, mesh, "crop", 384)
+    fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    renderer = Renderer(framing, fit)
+    frames = []
+    for turn in (-0.6, 0.0, 0.6):
+        e = fit.source_expression.copy()
+        e[fit.channels.index("gaze_x")] = turn
+        frames.append(renderer.render(e, np.zeros(6, np.float32), 0.0))
+    right, still, left = M.iris_offsets(frames, landmarker.track(frames).points)
+    assert left < still - 0.02 and right > still + 0.02
+
+
 @pytest.mark.skipif(not GRID_CLIP.is_file(), reason="needs ../shared/data/clips")
 def test_runner_on_a_real_clip(landmarker, tmp_path: Path) -> None:
     from talkinghead.evaluation import evaluate_clips, format_markdown, format_table, still_video

@@ -9,6 +9,7 @@ import pytest
 from talkinghead.config import EMOTIONS, NUM_POSE_STYLES, MotionConfig
 from talkinghead.face.model import CHANNELS
 from talkinghead.motion.blink import blink_times, blink_track
+from talkinghead.motion.gaze import eye_turn
 from talkinghead.motion.pose import free_view, pose_style, pose_track
 from talkinghead.motion.track import make_motion
 from talkinghead.types import AudioFeatures, Phone
@@ -124,8 +125,9 @@ def test_emotions_are_layered_on_speech(emotion):
     double = make_motion(features, CHANNELS, FPS, MotionConfig(emotion=emotion, emotion_strength=2),
                          seed=0)
     delta = felt.expression - neutral.expression
+    face = [c for c, name in enumerate(CHANNELS) if name != "gaze_x"]  # the eyes follow the head
     assert np.abs(delta[-25:]).max() > 0.3                    # a clear held expression
-    assert np.abs(delta[0]).max() < 1e-6                      # faded in from the photo
+    assert np.abs(delta[0, face]).max() < 1e-6                # faded in from the photo
     jaw, close = CHANNELS.index("jaw_open"), CHANNELS.index("lip_close")
     assert np.array_equal(felt.expression[:, [jaw, close]], neutral.expression[:, [jaw, close]])
     assert np.abs(double.expression - neutral.expression)[-25:].max() > 1.5 * np.abs(delta[-25:]).max()
@@ -163,7 +165,9 @@ def test_blinks_have_natural_rate_duration_and_shape():
 def test_idle_motion_breathes_and_blinks_with_a_resting_mouth():
     m = make_motion(silence(12.0), CHANNELS, FPS, MotionConfig(), seed=4)
     assert m.num_frames == 300
-    assert not m.expression.any()
+    gaze = CHANNELS.index("gaze_x")
+    assert not np.delete(m.expression, gaze, axis=1).any()    # the face rests ...
+    assert np.ptp(m.expression[:, gaze]) > 0.02                # ... and the eyes move
     assert (m.blink == 1.0).sum() >= 2
     pitch_deg = np.degrees(m.pose[:, 0])
     assert 0.1 < pitch_deg.std() < 3.0
@@ -243,3 +247,19 @@ def test_lips_part_to_breathe_in_before_speech_after_a_long_pause_only():
     bilabial = expression_track(_phrases("M"), CHANNELS, FPS, 75)[:, CHANNELS.index("jaw_open")]
     assert bilabial[onset - lead:onset - 5].max() > 0.5 * BREATH_JAW  # a breath, then the lips
     assert bilabial[onset - 3:onset - 1].max() < 0.1 * BREATH_JAW     # close for the /m/
+
+
+def test_motion_carries_the_gaze_of_its_mode():
+    features = speech_like(6.0)
+    natural = make_motion(features, CHANNELS, 25.0, MotionConfig(), seed=2)
+    fixed = make_motion(features, CHANNELS, 25.0, MotionConfig(gaze="fixed"), seed=2)
+    camera = make_motion(features, CHANNELS, 25.0, MotionConfig(gaze="camera"), seed=2)
+    g = CHANNELS.index("gaze_x")
+    assert not fixed.expression[:, g].any()
+    assert np.allclose(camera.expression[:, g],
+                       eye_turn(np.zeros(camera.num_frames), camera.pose, "camera"))
+    assert np.abs(natural.expression[:, g] - camera.expression[:, g]).max() > 0.0
+    others = [c for c in range(len(CHANNELS)) if c != g]
+    assert np.array_equal(natural.expression[:, others], fixed.expression[:, others])
+    with pytest.raises(ValueError, match="gaze"):
+        MotionConfig(gaze="wander")

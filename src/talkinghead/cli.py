@@ -13,7 +13,8 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import BACKENDS, EMOTIONS, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES, VideoConfig
+from .config import (BACKENDS, EMOTIONS, GAZE_MODES, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES,
+                     VideoConfig)
 from .errors import UserError
 from .face.crop import MODES
 
@@ -170,6 +171,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help=f"head-motion style 0..{NUM_POSE_STYLES - 1}")
     p.add_argument("--seed", type=int, default=0, help="same inputs and seed → same video")
     p.add_argument("--no-blink", action="store_true", help="no generated blinks")
+    p.add_argument("--gaze", choices=GAZE_MODES, default=d_motion.gaze,
+                   help="natural: the eyes hold the viewer's eye as the head moves, with "
+                        "saccades and glances away; camera: only hold it; fixed: as in the photo")
     for axis in ("yaw", "pitch", "roll"):
         p.add_argument(f"--{axis}", type=float, nargs="+", default=(), metavar="DEG",
                        help=f"free view: {axis} in degrees, several values are interpolated "
@@ -224,7 +228,7 @@ def _config(args: argparse.Namespace) -> Config:
                             still=args.still, blink=not args.no_blink, yaw=tuple(args.yaw),
                             pitch=tuple(args.pitch), roll=tuple(args.roll), emotion=args.emotion,
                             emotion_strength=args.emotion_strength, ref_pose=args.ref_pose,
-                            ref_blink=args.ref_blink, language=args.language),
+                            ref_blink=args.ref_blink, language=args.language, gaze=args.gaze),
         video=VideoConfig(fps=args.fps),
         seed=args.seed,
         transcript=_transcript(args.transcript),

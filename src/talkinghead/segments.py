@@ -13,8 +13,9 @@ comes soon). As soon as a piece is recognized, the motion of its frames is plann
 * in the overlap, segment k-1 fades out and segment k fades in (a smoothstep, so that pose
   and expression stay continuous in value and slope; both segments saw the same phones there,
   and each segment's edge effects lie where its weight is zero);
-* blinks do not depend on the audio: one track for the whole recording from the seed, as
-  ``make_motion`` draws it, when its length is known (``motion.blink.BlinkSchedule``).
+* blinks and saccades do not depend on the audio: one track for the whole recording from the
+  seed, as ``make_motion`` draws it (``motion.blink.BlinkSchedule``, ``motion.gaze.GazeSchedule``);
+  the eyes' turn against the head's yaw is set on the final blocks.
 
 Same speech, configuration and seed → the same blocks, however the audio was chunked.
 """
@@ -30,6 +31,7 @@ from .audio.phones import MAX_CHUNK_SECONDS, SAMPLE_RATE, PieceCutter, recognize
 from .config import Config
 from .motion.blink import BlinkSchedule
 from .motion.emotion import emotion_profile
+from .motion.gaze import GazeSchedule, gaze_rng, with_gaze
 from .motion.track import make_motion, num_frames_for
 from .types import MotionTrack, Phone, Waveform
 
@@ -112,6 +114,7 @@ class Segmenter:
         self.channels, self.config, self.fps = channels, config, config.video.fps
         self.clock = clock or StageClock()
         self.blinks = blink_schedule(config, num_frames)
+        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural")
         self.limit = num_frames if num_frames is not None else np.iinfo(np.int64).max
         self.phones: tuple[Phone, ...] = ()
         self.audio, self.audio_start = np.zeros(0, np.float32), 0  # 16 kHz from sample audio_start
@@ -155,11 +158,18 @@ class Segmenter:
         return round(frame / self.fps * SAMPLE_RATE)
 
     def _block(self, track: MotionTrack, rows: slice) -> MotionTrack:
-        """Rows of ``track`` with the video's blinks for them."""
+        """Rows of ``track`` with the video's blinks and gaze for them."""
+        return self._eyes(track, track.expression[rows], track.pose[rows])
+
+    def _eyes(self, track: MotionTrack, expression: np.ndarray, pose: np.ndarray) -> MotionTrack:
+        """A block of ``track``'s kind from its (n, C) ``expression`` and (n, 6) ``pose``, with
+        the video's next n frames of blinks and gaze."""
+        n = len(pose)
+        expression = with_gaze(expression, track.channels, pose, self.gaze.take(n),
+                               self.config.motion.gaze)
         return MotionTrack(fps=track.fps, channels=track.channels,
-                           expression=track.expression[rows], pose=track.pose[rows],
-                           blink=self.blinks.take(rows.stop - rows.start),
-                           meta=track.meta)
+                           expression=expression.astype(np.float32), pose=pose.astype(np.float32),
+                           blink=self.blinks.take(n), meta=track.meta)
 
     def _blend(self, new: MotionTrack, old_rows: slice) -> MotionTrack:
         """Frames where the previous segment (its ``old_rows``) hands over to ``new``."""
@@ -167,9 +177,7 @@ class Segmenter:
         w = handover_weights(n)[:, None]
         expression = old.expression[old_rows] * (1 - w) + new.expression[:n] * w
         pose = old.pose[old_rows] * (1 - w) + new.pose[:n] * w
-        return MotionTrack(fps=new.fps, channels=new.channels,
-                           expression=expression.astype(np.float32), pose=pose.astype(np.float32),
-                           blink=self.blinks.take(n), meta=new.meta)
+        return self._eyes(new, expression, pose)
 
 
 class PhraseMotion:

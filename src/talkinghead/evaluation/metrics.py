@@ -406,6 +406,53 @@ def blinks_per_minute(ear: np.ndarray, fps: float) -> float:
     return float(len(detect_blinks(ear, fps)) / minutes) if minutes > 0 else float("nan")
 
 
+IRIS_DARK_SHARE = 35.0   # percent of an eye's pixels taken as iris and pupil (the darkest)
+OPEN_EYE_EAR = 0.2       # gaze is measured only in frames with both eyes at least this open
+
+
+def iris_offsets(frames, points: np.ndarray) -> np.ndarray:
+    """(T,) eye-in-head gaze: where the iris sits between each eye's corners (the centroid of
+    the darkest ``IRIS_DARK_SHARE`` % of the pixels inside points 36-41 / 42-47, projected on
+    the corner-to-corner line, as a share of that line from its middle), mean of both eyes.
+    NaN without a face or with an eye closed (EAR < ``OPEN_EYE_EAR``). ``frames``: T (H, W, 3)
+    uint8 RGB images; ``points``: (T, 68, 2)."""
+    ear = eye_aspect_ratio(points)
+    out = np.full(len(points), np.nan)
+    for t, (frame, pts) in enumerate(zip(frames, points)):
+        if not np.all(np.isfinite(pts)) or np.min(ear[t]) < OPEN_EYE_EAR:
+            continue
+        grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        out[t] = np.mean([_iris_along(grey, pts[eye]) for eye in (RIGHT_EYE, LEFT_EYE)])
+    return out
+
+
+def _iris_along(grey: np.ndarray, eye: np.ndarray) -> float:
+    """Iris position of one eye's six points (corner, 2 upper, corner, 2 lower) in ``grey``,
+    as a share of the corner-to-corner line from its middle (NaN when the eye is too small)."""
+    x0, y0 = np.floor(eye.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(eye.max(axis=0)).astype(int) + 1
+    x0, y0 = max(x0, 0), max(y0, 0)
+    mask = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.uint8)
+    if mask.size == 0:
+        return float("nan")
+    cv2.fillConvexPoly(mask, np.round(eye - [x0, y0]).astype(np.int32), 1)
+    ys, xs = np.nonzero(mask[:grey.shape[0] - y0, :grey.shape[1] - x0])
+    if len(ys) < 10:
+        return float("nan")
+    values = grey[ys + y0, xs + x0]
+    dark = values <= np.percentile(values, IRIS_DARK_SHARE)
+    centre = np.array([xs[dark].mean() + x0, ys[dark].mean() + y0])
+    axis = eye[3] - eye[0]
+    return float((centre - eye[0]) @ axis / (axis @ axis) - 0.5)
+
+
+def gaze_spread(offsets: np.ndarray, fps: float) -> float:
+    """Standard deviation of (T,) ``iris_offsets`` at ``fps`` (share of the eye's width); NaN
+    with under 2 s measured. A still eye reads about 0.01 (the measurement's own noise)."""
+    ok = np.isfinite(offsets)
+    return float(np.std(offsets[ok])) if ok.sum() >= 2 * fps else float("nan")
+
+
 def head_motion_std(pose: np.ndarray) -> np.ndarray:
     """(3,) standard deviation in degrees of yaw, pitch, roll over a (T, 3) pose series (NaN ignored)."""
     pose = np.asarray(pose, np.float64)

@@ -37,7 +37,8 @@ class Row:
 
     Units: seconds; sync lags in frames at the report's fps (positive: the mouth is late);
     ``head_std`` degrees (yaw, pitch, roll); ``head_ratio`` = |std| / |real std|; ``jitter`` in
-    inter-ocular distances per frame²; ``face_found`` share of frames with landmarks.
+    inter-ocular distances per frame²; ``face_found`` share of frames with landmarks;
+    ``gaze_std``: std of the iris's place between the eye corners (share of the eye's width).
     """
 
     clip: str
@@ -64,6 +65,7 @@ class Row:
     head_ratio: float
     beat_alignment: float
     jitter: float
+    gaze_std: float
     generate_seconds: float
     measure_seconds: float
 
@@ -127,7 +129,7 @@ def _series(track: Track, times: np.ndarray, grid: np.ndarray) -> _Series:
 
 
 def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
-         sharpness: float, timing: tuple[float, float]) -> Row:
+         sharpness: float, gaze: float, timing: tuple[float, float]) -> Row:
     """All metrics of one video of ``clip`` against the real video's series ``real``."""
     fps = clip.fps
     sync = M.sync_with_reference(video.mouth, real.mouth)
@@ -148,6 +150,7 @@ def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
         head_ratio=M.head_motion_ratio(video.pose, real.pose)[1],
         beat_alignment=M.beat_alignment(video.pose, clip.energy, fps),
         jitter=M.landmark_jitter(track.points),  # at the video's own frame rate: resampling smooths
+        gaze_std=gaze,
         generate_seconds=timing[0], measure_seconds=timing[1])
 
 
@@ -158,7 +161,8 @@ def _measure_video(kind: str, clip: _Clip, video: Video, real: _Series | None,
     track = landmarker.track(video.frames)
     series = _series(track, video.times, clip.grid)
     sharp = M.sharpness_ratio(video.frames, track.points, clip.portrait, clip.portrait_track.points[0])
-    row = _row(kind, clip, series, real or series, track, sharp,
+    gaze = M.gaze_spread(M.iris_offsets(video.frames, track.points), video.fps)
+    row = _row(kind, clip, series, real or series, track, sharp, gaze,
                (generate_seconds, time.perf_counter() - start))
     return row, series
 
@@ -170,7 +174,8 @@ def _measure_still(clip: _Clip, real: _Series) -> Row:
     series = _series(track, clip.grid, clip.grid)
     sharp = M.sharpness_ratio(clip.portrait[None], clip.portrait_track.points, clip.portrait,
                               clip.portrait_track.points[0])
-    return _row("still", clip, series, real, track, sharp, (0.0, time.perf_counter() - start))
+    return _row("still", clip, series, real, track, sharp, 0.0,
+                (0.0, time.perf_counter() - start))
 
 
 # ---------------------------------------------------------------- one clip
@@ -331,6 +336,7 @@ COLUMNS = (  # header, width, value
     ("head×", 5, lambda r: _num(r.head_ratio, 2)),
     ("beat", 4, lambda r: _num(r.beat_alignment, 2)),
     ("jitter", 6, lambda r: _num(r.jitter, 3)),
+    ("gaze", 5, lambda r: _num(r.gaze_std, 3)),
     ("face", 4, lambda r: _num(r.face_found, 2)),
     ("gen s", 6, lambda r: _num(r.generate_seconds, 1)),
     ("meas s", 6, lambda r: _num(r.measure_seconds, 1)),

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import Config
 from ..types import MotionTrack
 from .blink import BlinkSchedule
+from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import pose_style
 
 SAMPLE_RATE = 16000
@@ -102,6 +103,7 @@ class LiveMotion:
                                   for s in np.random.SeedSequence(config.seed).spawn(3))
         self.pose = DriftingPose(config, self.fps, pose_rng)
         self.blinks = BlinkSchedule(blink_rng, self.fps, enabled=config.motion.blink)
+        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural")
         self.mouth = LoudnessMouth()
         self.audio = np.zeros(0, np.float32)   # samples not yet consumed by hops
         self.hops: list[tuple[float, float, float, float]] = []  # LoudnessMouth.hop per hop
@@ -141,6 +143,8 @@ class LiveMotion:
         if not rows:
             return []
         expression, pose = (np.stack(x) for x in zip(*rows))
+        expression = with_gaze(expression, self.channels, pose, self.gaze.take(len(rows)),
+                               self.config.motion.gaze)
         return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression,
                             pose=pose, blink=self.blinks.take(len(rows)), meta={})]
 

@@ -8,6 +8,7 @@ from ..types import AudioFeatures, MotionTrack, ReferenceMotion
 from .blink import blink_track
 from .emotion import apply_emotion, emotion_profile
 from .expression import expression_track
+from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import breathing, free_view, pose_style, pose_track
 from .reference import reference_blink, reference_pose
 
@@ -41,9 +42,11 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
         blink = blink_track(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength)
     else:
         blink = np.zeros(n, dtype=np.float32)
+    targets = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural").take(n)
+    expression = with_gaze(expression, channels, pose, targets, config.gaze)
     meta = {"seed": seed, "pose_style": config.pose_style, "emotion": config.emotion,
             "emotion_strength": config.emotion_strength, "still": config.still,
-            "language": config.language}
+            "language": config.language, "gaze": config.gaze}
     return MotionTrack(fps=fps, channels=channels, expression=expression, pose=pose, blink=blink,
                        meta=meta)
 

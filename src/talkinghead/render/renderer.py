@@ -10,7 +10,9 @@ import numpy as np
 from ..face import regions as R
 from ..face.crop import Framing
 from ..face.model import LID_SKIN_HOLD
+from ..motion.gaze import UNIT_DEG
 from ..types import FaceFit
+from .gaze import EyeAxis
 from .mouth import (MouthLook, OwnTeeth, added_blur, between_curves, paint_mouth, photo_grain,
                     reach_corners, seen_interior)
 from .rims import Rim, RimHold, under_rim
@@ -34,6 +36,8 @@ LASH_HANG = 0.5  # lashes of a closing lid hang this × LID_SKIN_HOLD below it (
 LASHES_FROM = 0.7  # ... from this closure on, fully at 1 (over the lower lid, not the eyeball)
 RIM_REACH_IOD = (0.1, 0.35)  # with glasses, eye boxes reach this far past the lid corners, and above the lid
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
+IRISES = (R.LEFT_IRIS, R.RIGHT_IRIS)
+MIN_TURN_PX = 0.05  # an eye shift below this (pixels) is not drawn
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
     np.concatenate([R.UPPER_INNER, R.LOWER_INNER]),
@@ -83,6 +87,9 @@ class Renderer:
         self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
+        self.gaze_channel = fit.channels.index("gaze_x") if "gaze_x" in fit.channels else None
+        self.eye_axes = tuple(EyeAxis.of(fit.mesh[:, :2] - self.origin, upper, iris)
+                              for (upper, _), iris in zip(EYES, IRISES))
         self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
                                      fit.iod, self.look.grain)
                            for edge, (upper, _) in zip(framing.rims, EYES))
@@ -103,10 +110,13 @@ class Renderer:
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
         warp_into(window, self.source, backward)
+        shifts = self._eye_shifts(expression)
+        if any(abs(s) >= MIN_TURN_PX for s in shifts):
+            self._turn_eyes(window, backward, mesh, shifts)
         lids = self._lid_weights(expression, blink)
         if float(np.max(lids)) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyes(window, expression, pose, mesh, folds, lids, backward)
+            self._paint_eyes(window, expression, pose, mesh, folds, lids, backward, shifts)
         local = mesh[:, :2] - self.origin
         upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
                                      local[R.MOUTH_CORNERS], self.fit.iod)
@@ -137,6 +147,29 @@ class Renderer:
     def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
         return np.clip(expression[self.blink_channels] + blink, 0, 1)
 
+    def _eye_shifts(self, expression: np.ndarray) -> tuple[float, ...]:
+        """Iris shift of each of the EYES along its axis, px (``EyeAxis.shift_px``)."""
+        if self.gaze_channel is None:
+            return (0.0, 0.0)
+        turn = float(expression[self.gaze_channel]) * UNIT_DEG
+        return tuple(axis.shift_px(turn, self.fit.iod) for axis in self.eye_axes)
+
+    def _turn_eyes(self, window: np.ndarray, backward: BackwardMap, mesh: np.ndarray,
+                   shifts: tuple[float, ...]) -> None:
+        """Inside each eye's opening (the lid contour, anti-aliased), fetch the photo's eye
+        with the iris moved by its shift (``EyeAxis.turned``)."""
+        local = mesh[:, :2] - self.origin
+        for (upper, lower), axis, shift in zip(EYES, self.eye_axes, shifts):
+            box = _box(np.concatenate([local[upper], local[lower]]), 1, window.shape)
+            x0, y0, x1, y1 = box
+            if abs(shift) < MIN_TURN_PX or x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0], (y1 - y0, x1 - x0))
+            eye = self._fetch(axis.turned(_frame_xy(backward, box), shift))
+            patch = window[y0:y1, x0:x1].astype(np.float32)
+            patch += (eye - patch) * mask[..., None]
+            window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
+
     def _cover_lids(self, window: np.ndarray, backward: BackwardMap, mesh: np.ndarray) -> None:
         """Where a closing lid lies over pixels that the warp still fetches from inside the
         photo's eye opening (the coarse field cannot fold the opening to nothing, so iris and
@@ -166,7 +199,7 @@ class Renderer:
 
     def _paint_eyes(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
                     mesh: np.ndarray, folds: np.ndarray, lids: np.ndarray,
-                    backward: BackwardMap) -> None:
+                    backward: BackwardMap, shifts: tuple[float, ...]) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
         lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
@@ -178,7 +211,7 @@ class Renderer:
         blink, and the skin that the lid pulls down comes from below the edge (``rims``): the
         frame occludes the lid instead of bending with it; the eye's box then reaches up to
         where the blink stops moving the skin, and the lid layers cover only the box without
-        glasses."""
+        glasses. ``shifts``: each eye's iris shift (``_eye_shifts``)."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
         still = self.posed_mesh(open_eyes, pose, 0.0)
@@ -188,7 +221,8 @@ class Renderer:
         boxes = [self._eye_box(local, opened, upper, lower, True, window.shape) if rim is not None else box
                  for (upper, lower), rim, box in zip(EYES, self.rims, lid_boxes)]
         eyes = self.field.maps_within(still_local, boxes, folds=folds, smooth=still_rigid)
-        for (upper, lower), closure, eye, rim, lid_box in zip(EYES, lids, eyes, self.rims, lid_boxes):
+        for (upper, lower), closure, eye, rim, lid_box, axis, shift in zip(
+                EYES, lids, eyes, self.rims, lid_boxes, self.eye_axes, shifts):
             x0, y0, x1, y1 = eye.box
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
@@ -199,17 +233,19 @@ class Renderer:
             lx0, ly0, lx1, ly1 = lid_box
             if lx1 - lx0 >= 2 and ly1 - ly0 >= 2:
                 inner = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
-                self._lid_over(patch[inner], eye.xy[inner], local[upper] - [lx0, ly0],
-                               local[lower] - [lx0, ly0], opened[upper] - [lx0, ly0], float(closure),
-                               rim, (lx0, ly0))
+                self._lid_over(patch[inner], eye.xy[inner], axis.turned(eye.xy[inner], shift),
+                               local[upper] - [lx0, ly0], local[lower] - [lx0, ly0],
+                               opened[upper] - [lx0, ly0], float(closure), rim, (lx0, ly0))
             if hold is not None:
                 hold.hold(patch, self._fetch_points)
             window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
 
-    def _lid_over(self, patch: np.ndarray, xy: np.ndarray, closing: np.ndarray, lower: np.ndarray,
-                  opened: np.ndarray, closure: float, rim: Rim | None, at: tuple[int, int]) -> None:
+    def _lid_over(self, patch: np.ndarray, xy: np.ndarray, ball_xy: np.ndarray, closing: np.ndarray,
+                  lower: np.ndarray, opened: np.ndarray, closure: float, rim: Rim | None,
+                  at: tuple[int, int]) -> None:
         """Paint one eye's box (h, w, 3) float32 ``patch`` (window pixels from ``at`` on) in
-        place: the eyeball as without the blink (fetched at (h, w, 2) ``xy``) inside the
+        place: the eyeball as without the blink (the lids fetched at (h, w, 2) ``xy``, the
+        turned eyeball at ``ball_xy``) inside the
         ``closing`` upper and ``lower`` lids, the lid strip and hanging lashes of the ``opened``
         lid ((K, 2) box pixels each) for the lid's ``closure``."""
         mask = between_curves(closing, lower, patch.shape[:2], EYEBALL_INSET_PX)
@@ -217,7 +253,7 @@ class Renderer:
                              LID_STRIP_FADE_IOD * self.fit.iod, closure)
         strip = under_rim(self._fetch(layers.strip_xy), layers.strip_xy, rim, at, layers.strip > 0)
         lashes = under_rim(self._fetch(layers.lashes_xy), layers.lashes_xy, rim, at, layers.lashes > 0)
-        patch += (self._fetch(xy) - patch) * mask[..., None]
+        patch += (self._fetch(ball_xy) - patch) * mask[..., None]
         patch += (strip - patch) * layers.strip[..., None]
         patch += (np.minimum(patch, lashes) - patch) * layers.lashes[..., None]
 
@@ -375,11 +411,14 @@ class LidLayers(NamedTuple):
 
 def _frame_xy(backward: BackwardMap, box: tuple[int, int, int, int]) -> np.ndarray:
     """(h, w, 2) float32 window positions where the frame's warp ``backward`` fetches the
-    pixels of window ``box``: its map inside its own box, the pixels themselves outside."""
+    pixels of window ``box``: its map inside its own box, the pixels themselves outside (a
+    view of the map when ``box`` lies inside it: read only)."""
     x0, y0, x1, y1 = box
+    bx0, by0, bx1, by1 = backward.box
+    if bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1:
+        return backward.xy[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0]
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
     out = np.stack([xs, ys], axis=-1)
-    bx0, by0, bx1, by1 = backward.box
     cx0, cy0, cx1, cy1 = max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1)
     if cx1 > cx0 and cy1 > cy0:
         out[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = backward.xy[cy0 - by0:cy1 - by0, cx0 - bx0:cx1 - bx0]

@@ -1,0 +1,102 @@
+"""Eye gaze: the eyes hold the viewer's eye while the head moves, and jump in saccades.
+
+The ``gaze_x`` expression channel turns both eyes in the head, horizontally: 1 is
+``UNIT_DEG`` towards the image's left (the direction of positive yaw). A presenter keeps eye
+contact, so when the head turns the eyes turn back by ``EYE_CONTACT`` of the head's yaw. On
+top of that, a seeded renewal process moves the gaze target (degrees from the viewer) in
+saccades: fixations near the viewer (a spread of ``DRIFT_DEG``) lasting ``FIXATION_S``, and
+every few seconds (``GLANCE_EVERY_S``) a glance away of ``GLANCE_DEG`` held ``GLANCE_HOLD_S``
+before the eyes come back. The evaluation clips' speakers glance away by up to a tenth of the
+eye's width (about 12°) for about a second, two or three times in 8 s.
+
+Modes (``MotionConfig.gaze``): ``natural`` (eye contact and saccades), ``camera`` (eye
+contact only), ``fixed`` (the eyes stay as in the photo, turning with the head).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+UNIT_DEG = 20.0
+EYE_CONTACT = 0.85
+MAX_EYE_DEG = 14.0
+FIXATION_S = (1.3, 2.5, 0.3)     # near the viewer: gamma law (mean, shape, minimum), seconds
+DRIFT_DEG = 1.5
+GLANCE_EVERY_S = (4.0, 3.0, 1.5)  # from the end of one glance away to the next, as FIXATION_S
+GLANCE_DEG = (6.0, 13.0)
+GLANCE_HOLD_S = (0.4, 1.4)
+SACCADE_S = 0.04
+
+
+class GazeSchedule:
+    """Gaze targets (degrees from the viewer, positive towards the image's left) for
+    consecutive frames, from one seeded generator; frames given out are forgotten."""
+
+    def __init__(self, rng: np.random.Generator, fps: float, enabled: bool = True):
+        self.rng, self.fps, self.enabled = rng, fps, enabled
+        self.frame = 0
+        self.before, self.target = 0.0, 0.0  # the fixation before the last saccade, and now
+        self.since = -1.0                    # time of the last saccade, seconds
+        self.away = False
+        self.glance_at = self._gamma(GLANCE_EVERY_S)
+        self.next = min(self._gamma(FIXATION_S), self.glance_at)
+
+    def take(self, count: int) -> np.ndarray:
+        """(count,) float32 target of the next ``count`` frames, degrees."""
+        out = np.zeros(count, np.float32)
+        if not self.enabled:
+            return out
+        for k in range(count):
+            t = (self.frame + k) / self.fps
+            while t >= self.next:
+                self._saccade()
+            step = np.clip((t - self.since) / SACCADE_S, 0.0, 1.0)
+            out[k] = self.before + (self.target - self.before) * step
+        self.frame += count
+        return out
+
+    def _saccade(self) -> None:
+        """Jump to the next fixation at time ``self.next``: a glance away when one is due, else
+        (and after a glance) a fixation near the viewer."""
+        rng, now = self.rng, self.next
+        glance = not self.away and now >= self.glance_at
+        if glance:
+            target = float(rng.choice((-1.0, 1.0)) * rng.uniform(*GLANCE_DEG))
+            self.next = now + float(rng.uniform(*GLANCE_HOLD_S))
+        else:
+            target = float(np.clip(rng.normal(0.0, DRIFT_DEG), -2 * DRIFT_DEG, 2 * DRIFT_DEG))
+            if self.away:
+                self.glance_at = now + self._gamma(GLANCE_EVERY_S)
+            self.next = min(now + self._gamma(FIXATION_S), self.glance_at)
+        self.before, self.target, self.since, self.away = self.target, target, now, glance
+
+    def _gamma(self, law: tuple[float, float, float]) -> float:
+        """Seconds drawn from a gamma law given as (mean, shape, minimum)."""
+        mean, shape, least = law
+        return max(least, float(self.rng.gamma(shape, mean / shape)))
+
+
+def gaze_rng(seed: int) -> np.random.Generator:
+    """The gaze's generator for ``seed`` (the fourth stream of the seed, after pose, blinks
+    and breathing)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+
+
+def eye_turn(targets: np.ndarray, pose: np.ndarray, mode: str) -> np.ndarray:
+    """(T,) float32 ``gaze_x`` values: (T,) ``targets`` in degrees and the head's yaw from
+    (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZE_MODES``)."""
+    if mode == "fixed":
+        return np.zeros(len(pose), np.float32)
+    degrees = -EYE_CONTACT * np.degrees(pose[:, 1])
+    if mode == "natural":
+        degrees = degrees + targets
+    return (np.clip(degrees, -MAX_EYE_DEG, MAX_EYE_DEG) / UNIT_DEG).astype(np.float32)
+
+
+def with_gaze(expression: np.ndarray, channels: tuple[str, ...], pose: np.ndarray,
+              targets: np.ndarray, mode: str) -> np.ndarray:
+    """(T, C) ``expression`` with its ``gaze_x`` column set (a copy; unchanged without one)."""
+    if "gaze_x" not in channels:
+        return expression
+    out = expression.copy()
+    out[:, channels.index("gaze_x")] = eye_turn(targets, pose, mode)
+    return out

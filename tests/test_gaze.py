@@ -1,0 +1,127 @@
+"""Eye gaze: the irises slide between fixed corners and lids; saccades and eye contact."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from talkinghead.face import regions as R
+from talkinghead.face.crop import plan_framing
+from talkinghead.face.landmarks import find_face
+from talkinghead.face.model import fit_face
+from talkinghead.media import load_image
+from talkinghead.motion.gaze import (EYE_CONTACT, MAX_EYE_DEG, UNIT_DEG, GazeSchedule, eye_turn,
+                                     gaze_rng)
+from talkinghead.render.gaze import EyeAxis
+from talkinghead.render.mouth import polygon_mask
+from talkinghead.render.renderer import Renderer
+
+EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))
+
+
+@pytest.fixture(scope="module")
+def crop(portrait_path) -> Renderer:
+    pixels = load_image(portrait_path).pixels
+    mesh, _ = find_face(pixels)
+    framing = plan_framing(pixels, mesh, "crop", 384)
+    fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    return Renderer(framing, fit)
+
+
+def _turned(r: Renderer, turn: float) -> np.ndarray:
+    e = r.fit.source_expression.astype(np.float32).copy()
+    e[r.fit.channels.index("gaze_x")] = turn
+    return e
+
+
+def _openings(r: Renderer, shape: tuple[int, int]) -> list[np.ndarray]:
+    """Each eye's opening in the photo as a (h, w) bool mask, lid contour included."""
+    out = []
+    for upper, lower in EYES:
+        polygon = np.concatenate([r.fit.mesh[upper, :2], r.fit.mesh[lower[-2:0:-1], :2]])
+        out.append(polygon_mask(polygon, shape) > 0)
+    return out
+
+
+def _iris_x(frame: np.ndarray, inside: np.ndarray) -> float:
+    """x of the darkest third of an eye opening's pixels (the iris and pupil), px."""
+    grey = frame.astype(np.float32).mean(axis=2)
+    ys, xs = np.nonzero(inside)
+    values = grey[ys, xs]
+    dark = values <= np.percentile(values, 33)
+    return float(xs[dark].mean())
+
+
+def test_turning_the_eyes_slides_both_irises_and_leaves_everything_else(crop):
+    """Eyes turned 10° towards the image's left: each iris moves left by about the eyeball's
+    turn (0.19 IOD × sin 10°), and every pixel outside the eye openings is untouched."""
+    pose = np.zeros(6, np.float32)
+    still = crop.render(_turned(crop, 0.0), pose, 0.0)
+    turned = crop.render(_turned(crop, 10.0 / UNIT_DEG), pose, 0.0)
+    openings = _openings(crop, still.shape[:2])
+    expected = 0.19 * crop.fit.iod * np.sin(np.radians(10.0))
+    for inside in openings:
+        moved = _iris_x(turned, inside) - _iris_x(still, inside)
+        assert -1.5 * expected < moved < -0.4 * expected
+    outside = ~np.logical_or(*openings)
+    assert np.array_equal(turned[outside], still[outside])
+    back = crop.render(_turned(crop, -10.0 / UNIT_DEG), pose, 0.0)
+    for inside in openings:
+        assert _iris_x(back, inside) - _iris_x(still, inside) > 0.4 * expected
+
+
+def test_a_blink_closes_over_the_turned_eye(crop):
+    """Inside a half-closed lid the eye shows as turned, not as in the photo."""
+    pose = np.zeros(6, np.float32)
+    e = _turned(crop, 0.5)
+    shut, opened = crop.render(e, pose, 0.5), crop.render(e, pose, 0.0)
+    mesh = crop.posed_mesh(e, pose, 0.5)
+    for upper, lower in EYES:
+        polygon = np.concatenate([mesh[upper, :2], mesh[lower[-2:0:-1], :2]])
+        inside = polygon_mask(polygon, shut.shape[:2], 1.0) > 0.99
+        assert inside.sum() > 20
+        assert np.abs(shut.astype(float) - opened.astype(float))[inside].mean() < 1.0
+
+
+def test_the_eye_axis_keeps_the_corners_and_moves_the_iris_rigidly():
+    points = np.zeros((478, 2), np.float32)
+    upper = R.LEFT_UPPER_LID
+    points[upper] = np.column_stack([np.linspace(100, 160, len(upper)), np.full(len(upper), 50.0)])
+    points[R.LEFT_IRIS] = [[130, 50], [136, 50], [130, 44], [124, 50], [130, 56]]
+    axis = EyeAxis.of(points, upper, R.LEFT_IRIS)
+    assert axis.length == pytest.approx(60) and axis.iris == pytest.approx(30)
+    assert axis.radius == pytest.approx(6)
+    shift = 4.0
+    xy = np.array([[100, 50], [160, 50], [134, 50], [131, 47], [90, 50]], np.float32)
+    fetched = axis.turned(xy, shift)
+    assert np.allclose(fetched[[0, 1, 4]], xy[[0, 1, 4]])          # corners and beyond stay
+    assert np.allclose(fetched[[2, 3]], xy[[2, 3]] - [shift, 0])    # the iris shows shifted
+    along = np.linspace(95, 165, 200, dtype=np.float32)
+    line = axis.turned(np.column_stack([along, np.full_like(along, 50)]), shift)[:, 0]
+    assert np.all(np.diff(line) > 0)                                 # no fold
+    assert axis.shift_px(-80.0, 100.0) <= 0.6 * (60 - 30 - 1.15 * 6) + 1e-6
+
+
+def test_saccades_have_a_natural_rate_and_reach():
+    """Over 10 minutes: a glance of 6-13° away and back every 3-6 s (the evaluation clips'
+    speakers: two or three in 8 s), the eyes near the viewer most of the time."""
+    targets = GazeSchedule(gaze_rng(3), 25.0).take(25 * 600)
+    away = np.diff((np.abs(targets) > 4.0).astype(int)) == 1
+    assert 3.0 < 600 / away.sum() < 6.0
+    assert 0.7 < (np.abs(targets) < 4.0).mean() < 0.9
+    assert np.abs(targets).max() <= 13.0
+    again = GazeSchedule(gaze_rng(3), 25.0)
+    assert np.array_equal(np.concatenate([again.take(100), again.take(25 * 600 - 100)]), targets)
+    assert not np.array_equal(GazeSchedule(gaze_rng(4), 25.0).take(25 * 600), targets)
+
+
+def test_the_eyes_hold_the_viewer_as_the_head_turns():
+    yaw = np.radians(np.linspace(-30, 30, 61))
+    pose = np.zeros((61, 6), np.float32)
+    pose[:, 1] = yaw
+    targets = np.full(61, 2.0, np.float32)
+    camera = eye_turn(targets, pose, "camera") * UNIT_DEG
+    back = -EYE_CONTACT * np.degrees(yaw)
+    assert np.allclose(camera, np.clip(back, -MAX_EYE_DEG, MAX_EYE_DEG), atol=1e-4)
+    natural = eye_turn(targets, pose, "natural") * UNIT_DEG
+    assert np.allclose(natural, np.clip(back + 2.0, -MAX_EYE_DEG, MAX_EYE_DEG), atol=1e-4)
+    assert not eye_turn(targets, pose, "fixed").any()
