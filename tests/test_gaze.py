@@ -1,9 +1,12 @@
 """Eye gaze: the irises slide between fixed corners and lids; saccades and eye contact."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from talkinghead.cli import main
 from talkinghead.face import regions as R
 from talkinghead.face.crop import plan_framing
 from talkinghead.face.landmarks import find_face
@@ -125,3 +128,16 @@ def test_the_eyes_hold_the_viewer_as_the_head_turns():
     natural = eye_turn(targets, pose, "natural") * UNIT_DEG
     assert np.allclose(natural, np.clip(back + 2.0, -MAX_EYE_DEG, MAX_EYE_DEG), atol=1e-4)
     assert not eye_turn(targets, pose, "fixed").any()
+
+
+@pytest.mark.parametrize("mode", ["camera", "fixed"])
+def test_the_cli_writes_the_gaze_of_its_mode(portrait_path, tmp_path, mode):
+    out, motion = tmp_path / "idle.mp4", tmp_path / "idle.json"
+    assert main(["generate", "--image", str(portrait_path), "--idle", "2", "--size", "96",
+                 "--gaze", mode, "--export-motion", str(motion), "-o", str(out), "--quiet"]) == 0
+    data = json.loads(motion.read_text())
+    gaze, yaw = np.array(data["expression"]["gaze_x"]), np.array(data["pose"]["yaw"])
+    assert np.abs(yaw).max() > 0.001
+    expected = eye_turn(np.zeros(len(yaw)), np.column_stack([0 * yaw, yaw, 0 * yaw]), mode)
+    assert np.allclose(gaze, expected, atol=1e-5) and (mode == "fixed") == (not gaze.any())
+    assert data["meta"]["gaze"] == mode

@@ -85,7 +85,7 @@ def test_audio_job_runs_to_an_mp4_that_serves_byte_ranges(server, portrait_path,
 def test_text_job_with_options_is_spoken_offline(server, portrait_path):
     client, _, _ = server
     r = submit(client, portrait_path, text="Hi, Bob.", size=96, still="true", no_blink="on",
-               emotion="happy", expression_scale=1.2)
+               emotion="happy", expression_scale=1.2, gaze="camera")
     assert r.status_code == 202, r.text
     job = wait_for(client, r.json()["id"])
     assert job["status"] == "done", job
@@ -209,6 +209,7 @@ def test_audio_too_long_or_unreadable_is_422(tmp_path, portrait_path, hello_wav)
     ({"pose_style": "99"}, "bad_option"),
     ({"size": "4096"}, "bad_size"),
     ({"emotion": "bored"}, "bad_option"),
+    ({"gaze": "wander"}, "bad_option"),
     ({"no_such_option": "1"}, "bad_option"),
     ({"ref_pose": "/etc/passwd"}, "bad_option"),  # file-path options are not for clients
     ({"still": "maybe"}, "bad_option"),

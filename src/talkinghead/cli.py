@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import (BACKENDS, EMOTIONS, GAZE_MODES, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES,
+from .config import (BACKENDS, EMOTIONS, GAZES, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES,
                      VideoConfig)
 from .errors import UserError
 from .face.crop import MODES
@@ -171,7 +171,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help=f"head-motion style 0..{NUM_POSE_STYLES - 1}")
     p.add_argument("--seed", type=int, default=0, help="same inputs and seed → same video")
     p.add_argument("--no-blink", action="store_true", help="no generated blinks")
-    p.add_argument("--gaze", choices=GAZE_MODES, default=d_motion.gaze,
+    p.add_argument("--gaze", choices=GAZES, default=d_motion.gaze,
                    help="natural: the eyes hold the viewer's eye as the head moves, with "
                         "saccades and glances away; camera: only hold it; fixed: as in the photo")
     for axis in ("yaw", "pitch", "roll"):

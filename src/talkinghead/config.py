@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 NUM_POSE_STYLES = 46
 EMOTIONS = ("neutral", "happy", "sad", "surprised", "angry")
-GAZE_MODES = ("natural", "camera", "fixed")
+GAZES = ("natural", "camera", "fixed")
 MAX_FREE_VIEW_DEG = 45.0
 BACKENDS = ("embedded", "sadtalker")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?|other")
@@ -34,7 +34,7 @@ class MotionConfig:
     their first frame) / eyelids are copied, looped when short. ``language``: the speech's
     language, an ISO 639 code (``en``, ``zh``, ``pt-br``...) or ``other``; the phone recogniser
     is English, so for any other language the lips lean on the speech's loudness as well.
-    ``gaze`` (one of GAZE_MODES): ``natural`` eyes hold the viewer's eye as the head moves and
+    ``gaze`` (one of GAZES): ``natural`` eyes hold the viewer's eye as the head moves and
     jump in saccades, ``camera`` only hold it, ``fixed`` stay as in the photo."""
 
     expression_scale: float = 1.0
@@ -59,8 +59,8 @@ class MotionConfig:
             raise ValueError("expression and head-motion scales must be >= 0")
         if self.emotion not in EMOTIONS:
             raise ValueError(f"emotion must be one of {', '.join(EMOTIONS)}, got {self.emotion!r}")
-        if self.gaze not in GAZE_MODES:
-            raise ValueError(f"gaze must be one of {', '.join(GAZE_MODES)}, got {self.gaze!r}")
+        if self.gaze not in GAZES:
+            raise ValueError(f"gaze must be one of {', '.join(GAZES)}, got {self.gaze!r}")
         if not 0 <= self.emotion_strength <= 2:
             raise ValueError(f"emotion strength must be within 0..2, got {self.emotion_strength}")
         if not LANGUAGE_CODE.fullmatch(self.language):

@@ -83,7 +83,7 @@ def gaze_rng(seed: int) -> np.random.Generator:
 
 def eye_turn(targets: np.ndarray, pose: np.ndarray, mode: str) -> np.ndarray:
     """(T,) float32 ``gaze_x`` values: (T,) ``targets`` in degrees and the head's yaw from
-    (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZE_MODES``)."""
+    (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZES``)."""
     if mode == "fixed":
         return np.zeros(len(pose), np.float32)
     degrees = -EYE_CONTACT * np.degrees(pose[:, 1])
