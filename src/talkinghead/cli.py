@@ -173,7 +173,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-blink", action="store_true", help="no generated blinks")
     p.add_argument("--gaze", choices=GAZES, default=d_motion.gaze,
                    help="natural: the eyes hold the viewer's eye as the head moves, with "
-                        "saccades and glances away; camera: only hold it; fixed: as in the photo")
+                        "saccades and glances aside or down; camera: only hold it; fixed: as in the photo")
     for axis in ("yaw", "pitch", "roll"):
         p.add_argument(f"--{axis}", type=float, nargs="+", default=(), metavar="DEG",
                        help=f"free view: {axis} in degrees, several values are interpolated "

@@ -15,7 +15,7 @@ from . import regions as R
 CHANNELS = (
     "jaw_open", "lip_close", "lip_press", "lip_funnel", "lip_pucker", "lip_stretch",
     "upper_lip_raise", "lower_lip_depress", "smile", "blink_left", "blink_right",
-    "brow_raise", "brow_lower", "gaze_x",
+    "brow_raise", "brow_lower", "gaze_x", "gaze_y",
 )
 JAW_PIVOT = np.array([0.0, -0.75, 0.9])   # face frame, IOD: near the jaw joints
 JAW_DROP = 0.45                           # lower-lip drop at jaw_open = 1, IOD

@@ -1,13 +1,15 @@
 """Eye gaze: the eyes hold the viewer's eye while the head moves, and jump in saccades.
 
-The ``gaze_x`` expression channel turns both eyes in the head, horizontally: 1 is
-``UNIT_DEG`` towards the image's left (the direction of positive yaw). A presenter keeps eye
-contact, so when the head turns the eyes turn back by ``EYE_CONTACT`` of the head's yaw. On
-top of that, a seeded renewal process moves the gaze target (degrees from the viewer) in
-saccades: fixations near the viewer (a spread of ``DRIFT_DEG``) lasting ``FIXATION_S``, and
-every few seconds (``GLANCE_EVERY_S``) a glance away of ``GLANCE_DEG`` held ``GLANCE_HOLD_S``
-before the eyes come back. The evaluation clips' speakers glance away by up to a tenth of the
-eye's width (about 12°) for about a second, two or three times in 8 s.
+Two expression channels turn both eyes in the head: ``gaze_x`` 1 is ``UNIT_DEG`` towards the
+image's left (the direction of positive yaw), ``gaze_y`` 1 is ``UNIT_DEG`` down (only down:
+the upper lids follow the eyes down and cover what the turned eyeball leaves). A presenter
+keeps eye contact, so when the head turns the eyes turn back by ``EYE_CONTACT`` of the head's
+yaw. On top of that, a seeded renewal process moves the gaze target (degrees from the viewer)
+in saccades: fixations near the viewer (a horizontal spread of ``DRIFT_DEG``) lasting
+``FIXATION_S``, and every few seconds (``GLANCE_EVERY_S``) a glance away of ``GLANCE_DEG``
+held ``GLANCE_HOLD_S`` before the eyes come back: to a side, down to a side, or down
+(``GLANCE_DOWN``). The evaluation clips' speakers glance away by up to a tenth of the eye's
+width (about 12°) for about a second, two or three times in 8 s.
 
 Modes (``MotionConfig.gaze``): ``natural`` (eye contact and saccades), ``camera`` (eye
 contact only), ``fixed`` (the eyes stay as in the photo, turning with the head).
@@ -23,26 +25,27 @@ FIXATION_S = (1.3, 2.5, 0.3)     # near the viewer: gamma law (mean, shape, mini
 DRIFT_DEG = 1.5
 GLANCE_EVERY_S = (4.0, 3.0, 1.5)  # from the end of one glance away to the next, as FIXATION_S
 GLANCE_DEG = (6.0, 13.0)
+GLANCE_DOWN = ((0.5, 0.0), (0.3, 0.7), (0.2, 1.0))  # (share, downward part) of the glances
 GLANCE_HOLD_S = (0.4, 1.4)
 SACCADE_S = 0.04
 
 
 class GazeSchedule:
-    """Gaze targets (degrees from the viewer, positive towards the image's left) for
-    consecutive frames, from one seeded generator; frames given out are forgotten."""
+    """Gaze targets (degrees from the viewer: towards the image's left, down) for consecutive
+    frames, from one seeded generator; frames given out are forgotten."""
 
     def __init__(self, rng: np.random.Generator, fps: float, enabled: bool = True):
         self.rng, self.fps, self.enabled = rng, fps, enabled
         self.frame = 0
-        self.before, self.target = 0.0, 0.0  # the fixation before the last saccade, and now
+        self.before = self.target = np.zeros(2)  # the fixation before the last saccade, and now
         self.since = -1.0                    # time of the last saccade, seconds
         self.away = False
         self.glance_at = self._gamma(GLANCE_EVERY_S)
         self.next = min(self._gamma(FIXATION_S), self.glance_at)
 
     def take(self, count: int) -> np.ndarray:
-        """(count,) float32 target of the next ``count`` frames, degrees."""
-        out = np.zeros(count, np.float32)
+        """(count, 2) float32 target of the next ``count`` frames, degrees (left, down)."""
+        out = np.zeros((count, 2), np.float32)
         if not self.enabled:
             return out
         for k in range(count):
@@ -60,10 +63,14 @@ class GazeSchedule:
         rng, now = self.rng, self.next
         glance = not self.away and now >= self.glance_at
         if glance:
-            target = float(rng.choice((-1.0, 1.0)) * rng.uniform(*GLANCE_DEG))
+            shares, downs = zip(*GLANCE_DOWN)
+            down = downs[rng.choice(len(downs), p=shares)]
+            size, side = rng.uniform(*GLANCE_DEG), rng.choice((-1.0, 1.0))
+            target = size * np.array([side * np.sqrt(1 - down * down), down])
             self.next = now + float(rng.uniform(*GLANCE_HOLD_S))
         else:
-            target = float(np.clip(rng.normal(0.0, DRIFT_DEG), -2 * DRIFT_DEG, 2 * DRIFT_DEG))
+            drift = np.clip(rng.normal(0.0, DRIFT_DEG), -2 * DRIFT_DEG, 2 * DRIFT_DEG)
+            target = np.array([drift, 0.0])
             if self.away:
                 self.glance_at = now + self._gamma(GLANCE_EVERY_S)
             self.next = min(now + self._gamma(FIXATION_S), self.glance_at)
@@ -82,21 +89,25 @@ def gaze_rng(seed: int) -> np.random.Generator:
 
 
 def eye_turn(targets: np.ndarray, pose: np.ndarray, mode: str) -> np.ndarray:
-    """(T,) float32 ``gaze_x`` values: (T,) ``targets`` in degrees and the head's yaw from
-    (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZES``)."""
+    """(T, 2) float32 ``gaze_x``, ``gaze_y`` values: (T, 2) ``targets`` in degrees and the
+    head's yaw from (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZES``)."""
+    out = np.zeros((len(pose), 2), np.float32)
     if mode == "fixed":
-        return np.zeros(len(pose), np.float32)
-    degrees = -EYE_CONTACT * np.degrees(pose[:, 1])
+        return out
+    out[:, 0] = -EYE_CONTACT * np.degrees(pose[:, 1])
     if mode == "natural":
-        degrees = degrees + targets
-    return (np.clip(degrees, -MAX_EYE_DEG, MAX_EYE_DEG) / UNIT_DEG).astype(np.float32)
+        out += targets
+    out[:, 0] = np.clip(out[:, 0], -MAX_EYE_DEG, MAX_EYE_DEG)
+    out[:, 1] = np.clip(out[:, 1], 0.0, MAX_EYE_DEG)
+    return out / np.float32(UNIT_DEG)
 
 
 def with_gaze(expression: np.ndarray, channels: tuple[str, ...], pose: np.ndarray,
               targets: np.ndarray, mode: str) -> np.ndarray:
-    """(T, C) ``expression`` with its ``gaze_x`` column set (a copy; unchanged without one)."""
+    """(T, C) ``expression`` with its ``gaze_x``, ``gaze_y`` columns set (a copy; unchanged
+    without them)."""
     if "gaze_x" not in channels:
         return expression
     out = expression.copy()
-    out[:, channels.index("gaze_x")] = eye_turn(targets, pose, mode)
+    out[:, [channels.index("gaze_x"), channels.index("gaze_y")]] = eye_turn(targets, pose, mode)
     return out

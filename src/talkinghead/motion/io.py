@@ -8,7 +8,8 @@ Schema ``talkinghead.motion`` version 1 (both formats hold the same fields):
 - ``expression``: per-frame weights (0 = neutral, ~1 = full). JSON: an object mapping each
   channel name to a list of T numbers. npz: a (T, C) float32 array whose columns follow
   ``channels``. ``gaze_x`` turns both eyes in the head: 1 is 20° towards the image's left (as
-  positive yaw), -1 towards its right (``motion/gaze.py``); 0 leaves them as in the photo.
+  positive yaw), -1 towards its right; ``gaze_y`` 1 is 20° down (the upper lids follow; up is
+  not drawn); 0 leaves them as in the photo (``motion/gaze.py``).
 - ``pose``: head pose per frame relative to the portrait's own pose: ``pitch``, ``yaw``,
   ``roll`` in radians (rotation R = Rz(roll)·Ry(yaw)·Rx(pitch) in image axes: x right, y down,
   z away from the camera; positive pitch tips the chin down, positive yaw turns the nose

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..face import regions as R
 from ..face.crop import Framing
-from ..face.model import LID_SKIN_HOLD
+from ..face.model import LID_SKIN_HOLD, LOWER_LID_RISE
 from ..motion.gaze import UNIT_DEG
 from ..types import FaceFit
 from .gaze import EyeAxis
@@ -87,9 +87,10 @@ class Renderer:
         self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
-        self.gaze_channel = fit.channels.index("gaze_x") if "gaze_x" in fit.channels else None
-        self.eye_axes = tuple(EyeAxis.of(fit.mesh[:, :2] - self.origin, upper, iris)
-                              for (upper, _), iris in zip(EYES, IRISES))
+        self.gaze_channels = ([fit.channels.index(c) for c in ("gaze_x", "gaze_y")]
+                              if "gaze_x" in fit.channels else None)
+        self.eye_axes = tuple(EyeAxis.of(fit.mesh[:, :2] - self.origin, upper, lower, iris)
+                              for (upper, lower), iris in zip(EYES, IRISES))
         self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
                                      fit.iod, self.look.grain)
                            for edge, (upper, _) in zip(framing.rims, EYES))
@@ -98,7 +99,7 @@ class Renderer:
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """(478, 3) working-pixel mesh for (C,) expression weights, (6,) pose, blink in [0, 1]."""
         weights = expression.astype(np.float32).copy()
-        weights[self.blink_channels] = np.clip(weights[self.blink_channels] + blink, 0, 1)
+        weights[self.blink_channels] = self._lid_weights(expression, blink)
         mesh = self.fit.neutral + np.tensordot(weights, self.fit.basis, axes=1)
         return self._rigid(mesh, pose)
 
@@ -110,13 +111,13 @@ class Renderer:
         x0, y0, x1, y1 = self.framing.roi
         window = frame[y0:y1, x0:x1]
         warp_into(window, self.source, backward)
-        shifts = self._eye_shifts(expression)
-        if any(abs(s) >= MIN_TURN_PX for s in shifts):
-            self._turn_eyes(window, backward, mesh, shifts)
+        turns = self._eye_turns(expression)
         lids = self._lid_weights(expression, blink)
         if float(np.max(lids)) > EYEBALL_MIN_CLOSURE:
             self._cover_lids(window, backward, mesh)
-            self._paint_eyes(window, expression, pose, mesh, folds, lids, backward, shifts)
+            self._paint_eyes(window, expression, pose, mesh, folds, lids, backward, turns)
+        elif any(max(abs(along), drop) >= MIN_TURN_PX for along, drop in turns):
+            self._turn_eyes(window, backward, mesh, turns)
         local = mesh[:, :2] - self.origin
         upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
                                      local[R.MOUTH_CORNERS], self.fit.iod)
@@ -145,27 +146,35 @@ class Renderer:
         return float(np.clip((_lip_gap(mesh) - start) / fade, 0.0, 1.0))
 
     def _lid_weights(self, expression: np.ndarray, blink: float) -> np.ndarray:
-        return np.clip(expression[self.blink_channels] + blink, 0, 1)
+        """(2,) closure of each of the EYES: its blink channel, ``blink``, and the lid following
+        the eye down (``EyeAxis.lid_follow``)."""
+        follow = [axis.lid_follow(drop, LOWER_LID_RISE)
+                  for axis, (_, drop) in zip(self.eye_axes, self._eye_turns(expression))]
+        return np.clip(expression[self.blink_channels] + blink + np.float32(follow), 0, 1)
 
-    def _eye_shifts(self, expression: np.ndarray) -> tuple[float, ...]:
-        """Iris shift of each of the EYES along its axis, px (``EyeAxis.shift_px``)."""
-        if self.gaze_channel is None:
-            return (0.0, 0.0)
-        turn = float(expression[self.gaze_channel]) * UNIT_DEG
-        return tuple(axis.shift_px(turn, self.fit.iod) for axis in self.eye_axes)
+    def _eye_turns(self, expression: np.ndarray) -> tuple[tuple[float, float], ...]:
+        """(along, drop) px of each of the EYES' turn (``EyeAxis.along_px``, ``drop_px``); no
+        drop with glasses."""
+        if self.gaze_channels is None:
+            return ((0.0, 0.0), (0.0, 0.0))
+        side, down = (float(expression[c]) * UNIT_DEG for c in self.gaze_channels)
+        if any(rim is not None for rim in self.rims):
+            down = 0.0  # behind glasses a lid held half down shows the lid layers' seams
+        iod = self.fit.iod
+        return tuple((axis.along_px(side, iod), axis.drop_px(down, iod)) for axis in self.eye_axes)
 
     def _turn_eyes(self, window: np.ndarray, backward: BackwardMap, mesh: np.ndarray,
-                   shifts: tuple[float, ...]) -> None:
+                   turns: tuple[tuple[float, float], ...]) -> None:
         """Inside each eye's opening (the lid contour, anti-aliased), fetch the photo's eye
-        with the iris moved by its shift (``EyeAxis.turned``)."""
+        turned (``EyeAxis.turned``) by its ``turns`` (``_eye_turns``)."""
         local = mesh[:, :2] - self.origin
-        for (upper, lower), axis, shift in zip(EYES, self.eye_axes, shifts):
+        for (upper, lower), axis, (along, drop) in zip(EYES, self.eye_axes, turns):
             box = _box(np.concatenate([local[upper], local[lower]]), 1, window.shape)
             x0, y0, x1, y1 = box
-            if abs(shift) < MIN_TURN_PX or x1 - x0 < 2 or y1 - y0 < 2:
+            if max(abs(along), drop) < MIN_TURN_PX or x1 - x0 < 2 or y1 - y0 < 2:
                 continue
             mask = between_curves(local[upper] - [x0, y0], local[lower] - [x0, y0], (y1 - y0, x1 - x0))
-            eye = self._fetch(axis.turned(_frame_xy(backward, box), shift))
+            eye = self._fetch(axis.turned(_frame_xy(backward, box), along, drop))
             patch = window[y0:y1, x0:x1].astype(np.float32)
             patch += (eye - patch) * mask[..., None]
             window[y0:y1, x0:x1] = (patch + 0.5).astype(np.uint8)
@@ -199,7 +208,7 @@ class Renderer:
 
     def _paint_eyes(self, window: np.ndarray, expression: np.ndarray, pose: np.ndarray,
                     mesh: np.ndarray, folds: np.ndarray, lids: np.ndarray,
-                    backward: BackwardMap, shifts: tuple[float, ...]) -> None:
+                    backward: BackwardMap, turns: tuple[tuple[float, float], ...]) -> None:
         """Inside the lids' (closing) opening, show the eye as posed without the blink: the
         lid slides over an eyeball that keeps its shape, instead of squashing the iris. Above
         the closing upper lid, show the open lid's lashes and skin moved down with it as one
@@ -211,9 +220,11 @@ class Renderer:
         blink, and the skin that the lid pulls down comes from below the edge (``rims``): the
         frame occludes the lid instead of bending with it; the eye's box then reaches up to
         where the blink stops moving the skin, and the lid layers cover only the box without
-        glasses. ``shifts``: each eye's iris shift (``_eye_shifts``)."""
+        glasses. ``turns``: each eye's turn (``_eye_turns``), drawn on the eyeball."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
+        if self.gaze_channels is not None:
+            open_eyes[self.gaze_channels[1]] = 0  # the lids as open as without the blink
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
@@ -221,8 +232,8 @@ class Renderer:
         boxes = [self._eye_box(local, opened, upper, lower, True, window.shape) if rim is not None else box
                  for (upper, lower), rim, box in zip(EYES, self.rims, lid_boxes)]
         eyes = self.field.maps_within(still_local, boxes, folds=folds, smooth=still_rigid)
-        for (upper, lower), closure, eye, rim, lid_box, axis, shift in zip(
-                EYES, lids, eyes, self.rims, lid_boxes, self.eye_axes, shifts):
+        for (upper, lower), closure, eye, rim, lid_box, axis, turn in zip(
+                EYES, lids, eyes, self.rims, lid_boxes, self.eye_axes, turns):
             x0, y0, x1, y1 = eye.box
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
@@ -233,7 +244,7 @@ class Renderer:
             lx0, ly0, lx1, ly1 = lid_box
             if lx1 - lx0 >= 2 and ly1 - ly0 >= 2:
                 inner = (slice(ly0 - y0, ly1 - y0), slice(lx0 - x0, lx1 - x0))
-                self._lid_over(patch[inner], eye.xy[inner], axis.turned(eye.xy[inner], shift),
+                self._lid_over(patch[inner], eye.xy[inner], axis.turned(eye.xy[inner], *turn),
                                local[upper] - [lx0, ly0], local[lower] - [lx0, ly0],
                                opened[upper] - [lx0, ly0], float(closure), rim, (lx0, ly0))
             if hold is not None:
