@@ -1,9 +1,9 @@
 """Regenerate docs/gallery.jpg: rendered frames that show what talkinghead does.
 
-Mouth closed and open, lips rounded, a smile, a blink, heads turned ±20° and nodding, full
-mode on a half-body photo, and 1:1 details of a 1024² crop, rendered from controlled
-coefficients on public-domain pictures only: the Grace Hopper portrait that matplotlib ships
-and, when scikit-image is installed, its astronaut (Eileen Collins, NASA).
+Mouth closed and open, lips rounded, a smile, a blink, heads turned ±20° and nodding with the
+eyes held on the viewer, full mode on a half-body photo, and 1:1 details of a 1024² crop,
+rendered from controlled coefficients on public-domain pictures only: the Grace Hopper portrait
+that matplotlib ships and, when scikit-image is installed, its astronaut (Eileen Collins, NASA).
 
     python benchmarks/gallery.py [--out docs/gallery.jpg]
 """
@@ -29,8 +29,8 @@ SHOTS = (  # label, expression channels, pose (pitch, yaw, roll in degrees), bli
     ("lips rounded", {"jaw_open": 0.2, "lip_pucker": 1.0}, (0, 0, 0), 0.0),
     ("smile", {"smile": 1.0, "jaw_open": 0.25}, (0, 0, 0), 0.0),
     ("blink", {}, (0, 0, 0), 1.0),
-    ("yaw +20°, talking", {"jaw_open": 0.3}, (0, 20, 0), 0.0),
-    ("yaw -20°, nod 15°", {}, (15, -20, 0), 0.0),
+    ("yaw +20°, talking, eyes on you", {"jaw_open": 0.3, "gaze_x": -0.7}, (0, 20, 0), 0.0),
+    ("yaw -20°, nod 15°, eyes on you", {"gaze_x": 0.7}, (15, -20, 0), 0.0),
     ("roll 8°, brows up", {"brow_raise": 1.0}, (0, 0, 8), 0.0),
 )
 FULL_SHOTS = (("yaw +20°, mouth open", {"jaw_open": 0.6}, (0, 20, 0), 0.0),

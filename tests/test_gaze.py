@@ -145,7 +145,7 @@ def test_the_eye_axis_keeps_the_corners_and_moves_the_iris_rigidly():
 def test_saccades_have_a_natural_rate_and_reach():
     """Over 10 minutes: a glance of 6-13° away and back every 3-6 s (the evaluation clips'
     speakers: two or three in 8 s), the eyes near the viewer most of the time."""
-    targets = GazeSchedule(gaze_rng(3), 25.0).take(25 * 600)
+    targets, lids = GazeSchedule(gaze_rng(3), 25.0).take(25 * 600)
     size = np.linalg.norm(targets, axis=1)
     away = np.diff((size > 4.0).astype(int)) == 1
     assert 3.0 < 600 / away.sum() < 6.0
@@ -154,8 +154,23 @@ def test_saccades_have_a_natural_rate_and_reach():
     down = targets[:, 1] > 4.0
     assert 0.3 < down.sum() / (size > 4.0).sum() < 0.7                # some glances look down
     again = GazeSchedule(gaze_rng(3), 25.0)
-    assert np.array_equal(np.concatenate([again.take(100), again.take(25 * 600 - 100)]), targets)
-    assert not np.array_equal(GazeSchedule(gaze_rng(4), 25.0).take(25 * 600), targets)
+    first, rest = again.take(100), again.take(25 * 600 - 100)
+    assert np.array_equal(np.concatenate([first[0], rest[0]]), targets)
+    assert np.array_equal(np.concatenate([first[1], rest[1]]), lids)
+    assert not np.array_equal(GazeSchedule(gaze_rng(4), 25.0).take(25 * 600)[0], targets)
+
+
+def test_some_glances_come_with_a_blink():
+    """About 0.3 of the glances start with a blink (shut at its peak, 160-320 ms); without
+    blinks the gaze is the same."""
+    targets, lids = GazeSchedule(gaze_rng(5), 25.0).take(25 * 600)
+    onsets = np.flatnonzero(np.diff((np.linalg.norm(targets, axis=1) > 4.0).astype(int)) == 1) + 1
+    with_blink = np.mean([lids[k:k + 3].max() > 0.5 for k in onsets])
+    assert 0.15 < with_blink < 0.45
+    shut = np.flatnonzero(np.diff((lids >= 1.0).astype(int)) == 1)
+    assert len(shut) == pytest.approx(with_blink * len(onsets), abs=2)
+    quiet = GazeSchedule(gaze_rng(5), 25.0, blinks=False).take(25 * 600)
+    assert np.array_equal(quiet[0], targets) and not quiet[1].any()
 
 
 def test_the_eyes_hold_the_viewer_as_the_head_turns():

@@ -114,7 +114,8 @@ class Segmenter:
         self.channels, self.config, self.fps = channels, config, config.video.fps
         self.clock = clock or StageClock()
         self.blinks = blink_schedule(config, num_frames)
-        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural")
+        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural",
+                                 config.motion.blink)
         self.limit = num_frames if num_frames is not None else np.iinfo(np.int64).max
         self.phones: tuple[Phone, ...] = ()
         self.audio, self.audio_start = np.zeros(0, np.float32), 0  # 16 kHz from sample audio_start
@@ -163,13 +164,13 @@ class Segmenter:
 
     def _eyes(self, track: MotionTrack, expression: np.ndarray, pose: np.ndarray) -> MotionTrack:
         """A block of ``track``'s kind from its (n, C) ``expression`` and (n, 6) ``pose``, with
-        the video's next n frames of blinks and gaze."""
+        the video's next n frames of blinks and gaze (and the glances' blinks)."""
         n = len(pose)
-        expression = with_gaze(expression, track.channels, pose, self.gaze.take(n),
-                               self.config.motion.gaze)
+        targets, glance_blinks = self.gaze.take(n)
+        expression = with_gaze(expression, track.channels, pose, targets, self.config.motion.gaze)
         return MotionTrack(fps=track.fps, channels=track.channels,
                            expression=expression.astype(np.float32), pose=pose.astype(np.float32),
-                           blink=self.blinks.take(n), meta=track.meta)
+                           blink=np.maximum(self.blinks.take(n), glance_blinks), meta=track.meta)
 
     def _blend(self, new: MotionTrack, old_rows: slice) -> MotionTrack:
         """Frames where the previous segment (its ``old_rows``) hands over to ``new``."""

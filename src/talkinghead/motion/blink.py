@@ -37,14 +37,19 @@ def blink_times(rng: np.random.Generator, duration_s: float,
 def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
                 rate_gain: float = 1.0) -> np.ndarray:
     """(T,) float32 eyelid closure in [0, 1] per frame (1 = closed)."""
-    times = np.arange(num_frames) / fps
+    frames = np.arange(num_frames)
     out = np.zeros(num_frames, dtype=np.float32)
     for start, length in blink_times(rng, num_frames / fps, rate_gain):
-        out = np.maximum(out, lid_profile(times - start, length))
-        peak = int(round((start + length * (CLOSE_SHARE + HOLD_SHARE / 2)) * fps))
-        if peak < num_frames:
-            out[peak] = 1.0
+        out = np.maximum(out, one_blink(frames, fps, start, length))
     return out
+
+
+def one_blink(frames: np.ndarray, fps: float, start: float, length: float) -> np.ndarray:
+    """Closure at video ``frames`` (indices) of one blink from ``start`` s lasting ``length``
+    s; the frame nearest the middle of its shut phase is fully shut."""
+    out = lid_profile(frames / fps - start, length)
+    peak = int(round((start + length * (CLOSE_SHARE + HOLD_SHARE / 2)) * fps))
+    return np.where(frames == peak, 1.0, out)
 
 
 def lid_profile(t: np.ndarray, length: float) -> np.ndarray:

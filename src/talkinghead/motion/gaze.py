@@ -9,7 +9,8 @@ in saccades: fixations near the viewer (a horizontal spread of ``DRIFT_DEG``) la
 ``FIXATION_S``, and every few seconds (``GLANCE_EVERY_S``) a glance away of ``GLANCE_DEG``
 held ``GLANCE_HOLD_S`` before the eyes come back: to a side, down to a side, or down
 (``GLANCE_DOWN``). The evaluation clips' speakers glance away by up to a tenth of the eye's
-width (about 12°) for about a second, two or three times in 8 s.
+width (about 12°) for about a second, two or three times in 8 s. Large gaze shifts bring a
+blink with them: ``GLANCE_BLINK_P`` of the glances start with one.
 
 Modes (``MotionConfig.gaze``): ``natural`` (eye contact and saccades), ``camera`` (eye
 contact only), ``fixed`` (the eyes stay as in the photo, turning with the head).
@@ -17,6 +18,8 @@ contact only), ``fixed`` (the eyes stay as in the photo, turning with the head).
 from __future__ import annotations
 
 import numpy as np
+
+from .blink import DURATION_S, one_blink
 
 UNIT_DEG = 20.0
 EYE_CONTACT = 0.85
@@ -27,35 +30,44 @@ GLANCE_EVERY_S = (4.0, 3.0, 1.5)  # from the end of one glance away to the next,
 GLANCE_DEG = (6.0, 13.0)
 GLANCE_DOWN = ((0.5, 0.0), (0.3, 0.7), (0.2, 1.0))  # (share, downward part) of the glances
 GLANCE_HOLD_S = (0.4, 1.4)
+GLANCE_BLINK_P = 0.3
 SACCADE_S = 0.04
 
 
 class GazeSchedule:
     """Gaze targets (degrees from the viewer: towards the image's left, down) for consecutive
-    frames, from one seeded generator; frames given out are forgotten."""
+    frames, and the lids of the blinks that come with glances (unless ``blinks`` is False),
+    from one seeded generator; frames given out are forgotten."""
 
-    def __init__(self, rng: np.random.Generator, fps: float, enabled: bool = True):
-        self.rng, self.fps, self.enabled = rng, fps, enabled
+    def __init__(self, rng: np.random.Generator, fps: float, enabled: bool = True,
+                 blinks: bool = True):
+        self.rng, self.fps, self.enabled, self.blinks = rng, fps, enabled, blinks
         self.frame = 0
+        self.glance_blinks: list[tuple[float, float]] = []  # (start, length) s, not yet over
         self.before = self.target = np.zeros(2)  # the fixation before the last saccade, and now
         self.since = -1.0                    # time of the last saccade, seconds
         self.away = False
         self.glance_at = self._gamma(GLANCE_EVERY_S)
         self.next = min(self._gamma(FIXATION_S), self.glance_at)
 
-    def take(self, count: int) -> np.ndarray:
-        """(count, 2) float32 target of the next ``count`` frames, degrees (left, down)."""
-        out = np.zeros((count, 2), np.float32)
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next ``count`` frames' (count, 2) float32 targets, degrees (left, down), and
+        (count,) float32 closure of the glances' blinks."""
+        out, lids = np.zeros((count, 2), np.float32), np.zeros(count, np.float32)
         if not self.enabled:
-            return out
+            return out, lids
         for k in range(count):
             t = (self.frame + k) / self.fps
             while t >= self.next:
                 self._saccade()
             step = np.clip((t - self.since) / SACCADE_S, 0.0, 1.0)
             out[k] = self.before + (self.target - self.before) * step
+        frames = np.arange(self.frame, self.frame + count)
+        for start, length in self.glance_blinks:
+            lids = np.maximum(lids, one_blink(frames, self.fps, start, length))
         self.frame += count
-        return out
+        self.glance_blinks = [(s, n) for s, n in self.glance_blinks if s + n > self.frame / self.fps]
+        return out, lids.astype(np.float32)
 
     def _saccade(self) -> None:
         """Jump to the next fixation at time ``self.next``: a glance away when one is due, else
@@ -68,6 +80,9 @@ class GazeSchedule:
             size, side = rng.uniform(*GLANCE_DEG), rng.choice((-1.0, 1.0))
             target = size * np.array([side * np.sqrt(1 - down * down), down])
             self.next = now + float(rng.uniform(*GLANCE_HOLD_S))
+            blink, length = rng.random() < GLANCE_BLINK_P, float(rng.uniform(*DURATION_S))
+            if blink and self.blinks:
+                self.glance_blinks.append((now, length))
         else:
             drift = np.clip(rng.normal(0.0, DRIFT_DEG), -2 * DRIFT_DEG, 2 * DRIFT_DEG)
             target = np.array([drift, 0.0])

@@ -103,7 +103,8 @@ class LiveMotion:
                                   for s in np.random.SeedSequence(config.seed).spawn(3))
         self.pose = DriftingPose(config, self.fps, pose_rng)
         self.blinks = BlinkSchedule(blink_rng, self.fps, enabled=config.motion.blink)
-        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural")
+        self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural",
+                                 config.motion.blink)
         self.mouth = LoudnessMouth()
         self.audio = np.zeros(0, np.float32)   # samples not yet consumed by hops
         self.hops: list[tuple[float, float, float, float]] = []  # LoudnessMouth.hop per hop
@@ -143,10 +144,10 @@ class LiveMotion:
         if not rows:
             return []
         expression, pose = (np.stack(x) for x in zip(*rows))
-        expression = with_gaze(expression, self.channels, pose, self.gaze.take(len(rows)),
-                               self.config.motion.gaze)
-        return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression,
-                            pose=pose, blink=self.blinks.take(len(rows)), meta={})]
+        targets, glance_blinks = self.gaze.take(len(rows))
+        expression = with_gaze(expression, self.channels, pose, targets, self.config.motion.gaze)
+        return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression, pose=pose,
+                            blink=np.maximum(self.blinks.take(len(rows)), glance_blinks), meta={})]
 
     def _hop_index(self, t: float) -> int:
         """Index of the 10 ms hop whose window is centred nearest ``t`` seconds."""

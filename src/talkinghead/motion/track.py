@@ -42,8 +42,11 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
         blink = blink_track(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength)
     else:
         blink = np.zeros(n, dtype=np.float32)
-    targets = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural").take(n)
+    gaze = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural",
+                        blinks=config.blink and ref_blink is None)
+    targets, glance_blinks = gaze.take(n)
     expression = with_gaze(expression, channels, pose, targets, config.gaze)
+    blink = np.maximum(blink, glance_blinks)
     meta = {"seed": seed, "pose_style": config.pose_style, "emotion": config.emotion,
             "emotion_strength": config.emotion_strength, "still": config.still,
             "language": config.language, "gaze": config.gaze}

@@ -95,6 +95,7 @@ class Renderer:
                                      fit.iod, self.look.grain)
                            for edge, (upper, _) in zip(framing.rims, EYES))
                      if framing.rims else (None, None))
+        self.glasses = any(rim is not None for rim in self.rims)
 
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """(478, 3) working-pixel mesh for (C,) expression weights, (6,) pose, blink in [0, 1]."""
@@ -158,7 +159,7 @@ class Renderer:
         if self.gaze_channels is None:
             return ((0.0, 0.0), (0.0, 0.0))
         side, down = (float(expression[c]) * UNIT_DEG for c in self.gaze_channels)
-        if any(rim is not None for rim in self.rims):
+        if self.glasses:
             down = 0.0  # behind glasses a lid held half down shows the lid layers' seams
         iod = self.fit.iod
         return tuple((axis.along_px(side, iod), axis.drop_px(down, iod)) for axis in self.eye_axes)
