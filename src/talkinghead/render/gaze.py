@@ -77,16 +77,20 @@ class EyeAxis:
         """(..., 2) float32 fetch positions ``xy`` (window px) for the iris shifted by ``shift``
         px along the axis (corners fixed, iris rigid, piecewise linear) and ``drop`` px down
         at the widest column (tapering with the opening)."""
-        along = (xy - self.start) @ self.axis
-        out = xy.astype(np.float32, copy=True)
+        ax, ay = float(self.axis[0]), float(self.axis[1])
+        x, y = xy[..., 0], xy[..., 1]
+        along = (x - float(self.start[0])) * ax + (y - float(self.start[1])) * ay
+        back = np.zeros(along.shape, np.float32)  # along the axis, to where the eye was
         rigid = RIGID_SHARE * self.radius
-        shown = [0.0, self.iris - rigid + shift, self.iris + rigid + shift, self.length]
+        shown = (0.0, self.iris - rigid + shift, self.iris + rigid + shift, self.length)
         if shift and 0.0 < shown[1] < shown[2] < self.length:
-            source = [0.0, self.iris - rigid, self.iris + rigid, self.length]
-            out += np.interp(along, shown, np.subtract(source, shown))[..., None] * self.axis
+            back += np.interp(along, shown, (0.0, -shift, -shift, 0.0))
+        up = np.zeros_like(back)  # across the axis (towards the brow), to where the eye was
         if drop > 0 and self.opening > 0:
-            down = drop * np.interp(along, self.lid_u, self.lid_gap, 0.0, 0.0) / self.opening
-            out -= down[..., None].astype(np.float32) * np.array([-self.axis[1], self.axis[0]])
+            up += np.interp(along, self.lid_u, self.lid_gap, 0.0, 0.0) * (drop / self.opening)
+        out = np.empty(xy.shape, np.float32)
+        out[..., 0] = x + back * ax + up * ay
+        out[..., 1] = y + back * ay - up * ax
         return out
 
 
