@@ -30,7 +30,7 @@ GLANCE_EVERY_S = (4.0, 3.0, 1.5)  # from the end of one glance away to the next,
 GLANCE_DEG = (6.0, 13.0)
 GLANCE_DOWN = ((0.5, 0.0), (0.3, 0.7), (0.2, 1.0))  # (share, downward part) of the glances
 GLANCE_HOLD_S = (0.4, 1.4)
-GLANCE_BLINK_P = 0.3
+GLANCE_BLINK_P = 0.2
 SACCADE_S = 0.04
 
 
