@@ -173,6 +173,24 @@ def test_some_glances_come_with_a_blink():
     assert np.array_equal(quiet[0], targets) and not quiet[1].any()
 
 
+def test_glances_wait_for_pauses_in_speech():
+    """With 1.6 s phrases between 0.6 s pauses, nine glances in ten start in a pause (at
+    least 0.25 s into it); without speech they fall anywhere; split blocks change nothing."""
+    fps, n = 25.0, 25 * 600
+    t = np.arange(n) / fps
+    jaw = np.where(t % 2.2 < 1.6, 0.3, 0.0).astype(np.float32)
+    targets, _ = GazeSchedule(gaze_rng(6), fps).take(n, jaw)
+    onsets = np.flatnonzero(np.diff((np.linalg.norm(targets, axis=1) > 4.0).astype(int)) == 1) + 1
+    in_pause = (t[onsets] % 2.2) >= 1.6 + 0.24
+    assert len(onsets) > 80 and in_pause.mean() > 0.9
+    free, _ = GazeSchedule(gaze_rng(6), fps).take(n)
+    free_onsets = np.flatnonzero(np.diff((np.linalg.norm(free, axis=1) > 4.0).astype(int)) == 1) + 1
+    assert ((t[free_onsets] % 2.2) >= 1.84).mean() < 0.4
+    again = GazeSchedule(gaze_rng(6), fps)
+    parts = [again.take(m, jaw[a:a + m])[0] for a, m in ((0, 1000), (1000, 37), (1037, n - 1037))]
+    assert np.array_equal(np.concatenate(parts), targets)
+
+
 def test_the_eyes_hold_the_viewer_as_the_head_turns():
     yaw = np.radians(np.linspace(-30, 30, 61))
     pose = np.zeros((61, 6), np.float32)

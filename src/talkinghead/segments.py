@@ -166,7 +166,7 @@ class Segmenter:
         """A block of ``track``'s kind from its (n, C) ``expression`` and (n, 6) ``pose``, with
         the video's next n frames of blinks and gaze (and the glances' blinks)."""
         n = len(pose)
-        targets, glance_blinks = self.gaze.take(n)
+        targets, glance_blinks = self.gaze.take(n, expression[:, track.channels.index("jaw_open")])
         expression = with_gaze(expression, track.channels, pose, targets, self.config.motion.gaze)
         return MotionTrack(fps=track.fps, channels=track.channels,
                            expression=expression.astype(np.float32), pose=pose.astype(np.float32),

@@ -9,8 +9,10 @@ in saccades: fixations near the viewer (a horizontal spread of ``DRIFT_DEG``) la
 ``FIXATION_S``, and every few seconds (``GLANCE_EVERY_S``) a glance away of ``GLANCE_DEG``
 held ``GLANCE_HOLD_S`` before the eyes come back: to a side, down to a side, or down
 (``GLANCE_DOWN``). The evaluation clips' speakers glance away by up to a tenth of the eye's
-width (about 12°) for about a second, two or three times in 8 s. Large gaze shifts bring a
-blink with them: ``GLANCE_BLINK_P`` of the glances start with one.
+width (about 12°) for about a second, two or three times in 8 s. Speakers look away in
+hesitation pauses and as they start a phrase, not in mid-phrase: a glance that falls due
+while the jaw moves waits for a pause of ``PAUSE_S`` (``QUIET_JAW``), at most ``MAX_WAIT_S``.
+Large gaze shifts bring a blink with them: ``GLANCE_BLINK_P`` of the glances start with one.
 
 Modes (``MotionConfig.gaze``): ``natural`` (eye contact and saccades), ``camera`` (eye
 contact only), ``fixed`` (the eyes stay as in the photo, turning with the head).
@@ -31,6 +33,9 @@ GLANCE_DEG = (6.0, 13.0)
 GLANCE_DOWN = ((0.5, 0.0), (0.3, 0.7), (0.2, 1.0))  # (share, downward part) of the glances
 GLANCE_HOLD_S = (0.4, 1.4)
 GLANCE_BLINK_P = 0.2
+QUIET_JAW = 0.05   # jaw_open below this: not speaking
+PAUSE_S = 0.25
+MAX_WAIT_S = 3.0
 SACCADE_S = 0.04
 
 
@@ -47,18 +52,25 @@ class GazeSchedule:
         self.before = self.target = np.zeros(2)  # the fixation before the last saccade, and now
         self.since = -1.0                    # time of the last saccade, seconds
         self.away = False
+        self.quiet_s = 0.0                   # how long the jaw has been still, seconds
         self.glance_at = self._gamma(GLANCE_EVERY_S)
         self.next = min(self._gamma(FIXATION_S), self.glance_at)
 
-    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def take(self, count: int, jaw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The next ``count`` frames' (count, 2) float32 targets, degrees (left, down), and
-        (count,) float32 closure of the glances' blinks."""
+        (count,) float32 closure of the glances' blinks. ``jaw``: the frames' (count,)
+        ``jaw_open`` (None: no speech)."""
         out, lids = np.zeros((count, 2), np.float32), np.zeros(count, np.float32)
         if not self.enabled:
             return out, lids
         for k in range(count):
             t = (self.frame + k) / self.fps
+            quiet = jaw is None or jaw[k] < QUIET_JAW
+            self.quiet_s = self.quiet_s + 1.0 / self.fps if quiet else 0.0
             while t >= self.next:
+                if self._waits(t):
+                    self.next = t + 1.0 / self.fps
+                    break
                 self._saccade()
             step = np.clip((t - self.since) / SACCADE_S, 0.0, 1.0)
             out[k] = self.before + (self.target - self.before) * step
@@ -68,6 +80,11 @@ class GazeSchedule:
         self.frame += count
         self.glance_blinks = [(s, n) for s, n in self.glance_blinks if s + n > self.frame / self.fps]
         return out, lids.astype(np.float32)
+
+    def _waits(self, t: float) -> bool:
+        """Whether a glance due now waits for a pause (``PAUSE_S`` of still jaw)."""
+        due = not self.away and self.next >= self.glance_at
+        return due and self.quiet_s < PAUSE_S and t - self.glance_at < MAX_WAIT_S
 
     def _saccade(self) -> None:
         """Jump to the next fixation at time ``self.next``: a glance away when one is due, else

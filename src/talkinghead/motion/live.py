@@ -144,7 +144,7 @@ class LiveMotion:
         if not rows:
             return []
         expression, pose = (np.stack(x) for x in zip(*rows))
-        targets, glance_blinks = self.gaze.take(len(rows))
+        targets, glance_blinks = self.gaze.take(len(rows), expression[:, self.channels.index("jaw_open")])
         expression = with_gaze(expression, self.channels, pose, targets, self.config.motion.gaze)
         return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression, pose=pose,
                             blink=np.maximum(self.blinks.take(len(rows)), glance_blinks), meta={})]

@@ -44,7 +44,7 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
         blink = np.zeros(n, dtype=np.float32)
     gaze = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural",
                         blinks=config.blink and ref_blink is None)
-    targets, glance_blinks = gaze.take(n)
+    targets, glance_blinks = gaze.take(n, expression[:, channels.index("jaw_open")])
     expression = with_gaze(expression, channels, pose, targets, config.gaze)
     blink = np.maximum(blink, glance_blinks)
     meta = {"seed": seed, "pose_style": config.pose_style, "emotion": config.emotion,
