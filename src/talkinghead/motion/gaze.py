@@ -136,10 +136,7 @@ def eye_turn(targets: np.ndarray, pose: np.ndarray, mode: str) -> np.ndarray:
 
 def with_gaze(expression: np.ndarray, channels: tuple[str, ...], pose: np.ndarray,
               targets: np.ndarray, mode: str) -> np.ndarray:
-    """(T, C) ``expression`` with its ``gaze_x``, ``gaze_y`` columns set (a copy; unchanged
-    without them)."""
-    if "gaze_x" not in channels:
-        return expression
+    """(T, C) ``expression`` with its ``gaze_x``, ``gaze_y`` columns set (a copy)."""
     out = expression.copy()
     out[:, [channels.index("gaze_x"), channels.index("gaze_y")]] = eye_turn(targets, pose, mode)
     return out

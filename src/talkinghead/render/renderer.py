@@ -87,8 +87,7 @@ class Renderer:
         self.look = _mouth_look(framing.image, fit, float(np.mean(framing.scale)))
         self.blink_channels = [fit.channels.index("blink_left"), fit.channels.index("blink_right")]
         self.source_gap = _lip_gap(fit.mesh)
-        self.gaze_channels = ([fit.channels.index(c) for c in ("gaze_x", "gaze_y")]
-                              if "gaze_x" in fit.channels else None)
+        self.gaze_channels = [fit.channels.index("gaze_x"), fit.channels.index("gaze_y")]
         self.eye_axes = tuple(EyeAxis.of(fit.mesh[:, :2] - self.origin, upper, lower, iris)
                               for (upper, lower), iris in zip(EYES, IRISES))
         self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
@@ -156,8 +155,6 @@ class Renderer:
     def _eye_turns(self, expression: np.ndarray) -> tuple[tuple[float, float], ...]:
         """(along, drop) px of each of the EYES' turn (``EyeAxis.along_px``, ``drop_px``); no
         drop with glasses."""
-        if self.gaze_channels is None:
-            return ((0.0, 0.0), (0.0, 0.0))
         side, down = (float(expression[c]) * UNIT_DEG for c in self.gaze_channels)
         if self.glasses:
             down = 0.0  # behind glasses a lid held half down shows the lid layers' seams
@@ -224,8 +221,7 @@ class Renderer:
         glasses. ``turns``: each eye's turn (``_eye_turns``), drawn on the eyeball."""
         open_eyes = expression.astype(np.float32).copy()
         open_eyes[self.blink_channels] = 0
-        if self.gaze_channels is not None:
-            open_eyes[self.gaze_channels[1]] = 0  # the lids as open as without the blink
+        open_eyes[self.gaze_channels[1]] = 0  # the lids as open as without the blink
         still = self.posed_mesh(open_eyes, pose, 0.0)
         still_local, still_rigid = self._displacement(still, pose)
         local, opened = mesh[:, :2] - self.origin, still[:, :2] - self.origin
@@ -257,9 +253,9 @@ class Renderer:
                   at: tuple[int, int]) -> None:
         """Paint one eye's box (h, w, 3) float32 ``patch`` (window pixels from ``at`` on) in
         place: the eyeball as without the blink (the lids fetched at (h, w, 2) ``xy``, the
-        turned eyeball at ``ball_xy``) inside the
-        ``closing`` upper and ``lower`` lids, the lid strip and hanging lashes of the ``opened``
-        lid ((K, 2) box pixels each) for the lid's ``closure``."""
+        turned eyeball at ``ball_xy``) inside the ``closing`` upper and ``lower`` lids, the lid
+        strip and hanging lashes of the ``opened`` lid ((K, 2) box pixels each) for the lid's
+        ``closure``."""
         mask = between_curves(closing, lower, patch.shape[:2], EYEBALL_INSET_PX)
         layers = _lid_layers(closing, opened, xy, LID_SKIN_HOLD * self.fit.iod,
                              LID_STRIP_FADE_IOD * self.fit.iod, closure)
