@@ -183,3 +183,28 @@ def test_the_painted_interior_has_the_grain_of_a_grainy_photo():
     added = painted[1] - painted[0]
     relative = np.sqrt(np.mean(added[inside] ** 2) / np.mean(painted[0][inside] ** 2))
     assert 0.8 < relative / (grainy.std() / grainy.mean()) < 1.25
+
+
+def _painted(gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grey frame with a painted opening ``gap`` px wide mid-mouth; and the lip contours."""
+    upper, lower = _lips(gap)
+    frame = np.full((100, 120, 3), 128, np.uint8)
+    paint_mouth(frame, upper, lower, MouthLook(lip=np.array([190.0, 110, 110]),
+                                               skin=np.array([210.0, 170, 150]), iod=IOD))
+    return frame.astype(np.float32), upper, lower
+
+
+def test_a_wide_opening_shows_a_pink_tongue_on_the_lower_lip_and_a_thin_one_none():
+    """Above the lower lip's middle lies the tongue, redder and brighter than the cavity
+    above it; it rises with the opening, and a slit shows only teeth and shadow."""
+    frame, upper, lower = _painted(30)
+    top, bottom = upper[4, 1], lower[4, 1]
+    tongue = frame[int(bottom) - 4, 58:63].mean(axis=0)
+    cavity = frame[int(top + 0.45 * (bottom - top)), 58:63].mean(axis=0)
+    assert tongue[0] > cavity[0] + 60 and tongue[0] > tongue[1] + 30  # red, not grey or white
+    def tongue_rows(picture: np.ndarray, low: float) -> int:
+        column = picture[:int(low), 60]
+        return int(np.sum((column[:, 0] > 90) & (column[:, 0] > column[:, 1] + 25)))
+    assert tongue_rows(frame, bottom) > tongue_rows(_painted(18)[0], _lips(18)[1][4, 1]) > 0
+    slit, _, slit_lower = _painted(4)
+    assert tongue_rows(slit, slit_lower[4, 1]) == 0

@@ -9,6 +9,7 @@ import numpy as np
 SUBPIXEL_BITS = 3
 EDGE_BLUR = 0.004  # lip edge softness in large renders, IOD (a 1 px edge looks cut out there)
 TEETH_COLOR = np.array([242.0, 234.0, 216.0], dtype=np.float32)
+TONGUE_COLOR = np.array([196.0, 98.0, 104.0], dtype=np.float32)  # under skin of mean level 170
 SEEN_GAP_IOD = 0.025   # the photo's lips part at least this much: its interior colours are used
 SEEN_MIN_PIXELS = 24
 OWN_EDGE_IOD = 0.015  # the photo's own teeth halves fade into the painted cavity over this, IOD
@@ -24,6 +25,10 @@ GRAIN_TILE = 128       # px, side of the repeating grain texture laid over the p
 GRAIN_MIN, GRAIN_MAX = 0.004, 0.03  # relative grain below which none is added, and its cap
 CORNER_REACH = 0.6     # an open mouth's painted corners reach this share of the way to the commissures
 CORNER_OPEN_IOD = 0.1  # ... once the lips are this far apart (IOD); less at smaller openings
+TONGUE_FROM_IOD = 0.05  # the tongue shows above the lower lip once the lips are this far apart,
+TONGUE_SHARE = 0.5      # ... rising by this share of the further opening,
+TONGUE_IOD = 0.13       # ... up to this height (IOD),
+TONGUE_HALF_WIDTH = 0.85  # ... across this share of the opening's half-width
 
 
 @dataclass(frozen=True)
@@ -324,8 +329,7 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     depth = np.clip((ys - top) / gap, 0, 1)
     shade = (0.55 + 0.45 * depth) * (1 - 0.5 * across)
     picture = np.broadcast_to(look.cavity, (h, w, 3)) * (1.4 - shade)[..., None]
-    tongue = np.clip((depth - 0.55) / 0.3, 0, 1) * np.clip((0.8 - across) / 0.3, 0, 1)
-    picture = picture + (look.lip * 0.55 - picture) * (tongue * 0.8)[..., None]
+    picture = _with_tongue(picture, bottom - ys, gap, across, look)
     if look.own_teeth is not None:
         return picture
     soft = max(1.0, 0.012 * look.iod)
@@ -339,6 +343,28 @@ def _interior(upper: np.ndarray, lower: np.ndarray, shape: tuple[int, int], look
     cover = np.clip(upper_teeth + lower_teeth, 0, 1)[..., None]
     teeth = look.teeth * (teeth_light * (1 - 0.55 * across ** 2))[..., None]
     return picture * (1 - cover) + teeth * cover
+
+
+def _with_tongue(picture: np.ndarray, above_lower: np.ndarray, gap: np.ndarray,
+                 across: np.ndarray, look: MouthLook) -> np.ndarray:
+    """The (h, w, 3) float32 cavity ``picture`` with the tongue laid in: a dome resting on
+    the lower lip, rising with the opening (TONGUE_*), half the lips' colour and half a
+    tongue pink as bright as the skin, lit at its front, in shadow towards its top edge (the
+    back of the mouth), the corners and the lower lip's inner edge. ``above_lower``: (h, w) px from each pixel
+    up to the lower lip's inner edge (negative below it); ``gap``: (1, w) opening, px;
+    ``across``: (1, w) share of the half-width from the middle. Thin openings show none."""
+    dome = np.sqrt(np.clip(1 - (across / TONGUE_HALF_WIDTH) ** 2, 0, 1))
+    rise = np.clip(TONGUE_SHARE * (gap - TONGUE_FROM_IOD * look.iod), 0, TONGUE_IOD * look.iod)
+    height = rise * dome
+    soft = np.maximum(0.3 * height, 1.0)
+    cover = np.clip((height - above_lower) / soft, 0, 1) * (above_lower > -1) * (height > 0.5)
+    front = np.clip(1 - above_lower / np.maximum(height, 1.0), 0, 1)
+    light = (0.6 + 0.3 * front) * (1 - 0.3 * across ** 2)
+    edge = max(1.0, 0.015 * look.iod)
+    light = light * (1 - 0.3 * np.exp(-(above_lower / edge) ** 2))  # the lower lip's shadow
+    colour = 0.5 * look.lip + 0.5 * TONGUE_COLOR * float(np.clip(look.skin.mean() / 170.0, 0.4, 1.1))
+    tongue = colour * light[..., None]
+    return picture + (tongue - picture) * cover[..., None]
 
 
 def _teeth_band(dist: np.ndarray, height: np.ndarray, across: np.ndarray, reach: float,
