@@ -408,6 +408,10 @@ CASES: list[Case] = [
     Case("aud_very_short", "20 ms of audio: one frame",
          lambda c: c.argv(audio=write_wav(c.folder / "blip.wav", np.zeros(320), 16000)), 0,
          seconds=0.04),
+    Case("aud_short_noise", "12 ms of noise: too short for the phone decoder, one frame",
+         lambda c: c.argv(audio=write_wav(c.folder / "click.wav",
+                                          np.random.default_rng(0).normal(0, 0.1, 200), 16000)), 0,
+         seconds=0.04),
     # output paths
     Case("out_folder_missing", "output in a folder that does not exist",
          lambda c: c.argv(out=c.folder / "no" / "such" / "out.mp4"), 2,

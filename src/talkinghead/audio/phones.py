@@ -196,9 +196,12 @@ def _recognize_chunk(x: np.ndarray, offset: float) -> list[Phone]:
         return [Phone("SIL", offset, offset + len(x) / SAMPLE_RATE)]
     decoder = _recognizer()
     _decode(decoder, _to_pcm(x))
+    segments = decoder.seg()  # None when the utterance was too short to decode
+    if segments is None:
+        return [Phone("SIL", offset, offset + len(x) / SAMPLE_RATE)]
     return [
         Phone(_label(seg.word), offset + _frame_time(seg.start_frame), offset + _frame_time(seg.end_frame + 1))
-        for seg in decoder.seg()
+        for seg in segments
     ]
 
 
