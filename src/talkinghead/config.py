@@ -1,6 +1,7 @@
 """One frozen config per stage; every default is defined here, once."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -55,8 +56,8 @@ class MotionConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.pose_style < NUM_POSE_STYLES:
             raise ValueError(f"pose style must be 0..{NUM_POSE_STYLES - 1}, got {self.pose_style}")
-        if self.expression_scale < 0 or self.head_motion_scale < 0:
-            raise ValueError("expression and head-motion scales must be >= 0")
+        if not all(0 <= s < math.inf for s in (self.expression_scale, self.head_motion_scale)):
+            raise ValueError("expression and head-motion scales must be finite and >= 0")
         if self.emotion not in EMOTIONS:
             raise ValueError(f"emotion must be one of {', '.join(EMOTIONS)}, got {self.emotion!r}")
         if self.gaze not in GAZES:
@@ -67,7 +68,7 @@ class MotionConfig:
             raise ValueError(f"language must be an ISO 639 code such as en, zh, de, or 'other'; "
                              f"got {self.language!r}")
         for name in ("yaw", "pitch", "roll"):
-            if any(abs(v) > MAX_FREE_VIEW_DEG for v in getattr(self, name)):
+            if not all(abs(v) <= MAX_FREE_VIEW_DEG for v in getattr(self, name)):  # NaN too
                 raise ValueError(f"--{name} angles must lie within ±{MAX_FREE_VIEW_DEG:g} degrees")
 
 
