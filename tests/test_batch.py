@@ -54,3 +54,22 @@ def test_manifest_paths_are_relative_to_its_folder_and_empty_cells_keep_defaults
     (row,) = read_manifest(manifest)
     assert row.image == manifest.parent / "p.jpg" and row.output == manifest.parent / "o.mp4"
     assert row.options == {"ref_pose": str(manifest.parent / "r.mp4")}
+
+
+def test_spreadsheet_exports_are_read_utf16_tab_and_semicolon_separated(tmp_path):
+    """Spreadsheets save "Unicode text" (UTF-16, tabs) and, in many locales, CSV with
+    semicolons; both read like a plain comma-separated UTF-8 manifest."""
+    rows = [["image", "audio", "output", "seed"], ["p é.jpg", "s.wav", "o.mp4", "3"]]
+    for name, encoding, delimiter in (("u16.csv", "utf-16", "\t"), ("semi.csv", "utf-8", ";")):
+        manifest = tmp_path / name
+        manifest.write_text("".join(delimiter.join(r) + "\n" for r in rows), encoding=encoding)
+        (row,) = read_manifest(manifest)
+        assert row.image == tmp_path / "p é.jpg" and row.audio == tmp_path / "s.wav"
+        assert row.options == {"seed": "3"}
+
+
+def test_a_manifest_in_another_encoding_is_a_user_error(tmp_path, capsys):
+    manifest = tmp_path / "latin1.csv"
+    manifest.write_bytes("image,audio,output\nphoto é.jpg,s.wav,o.mp4\n".encode("latin-1"))
+    assert main(["batch", str(manifest)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err

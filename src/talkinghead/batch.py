@@ -11,7 +11,9 @@ does not stop the batch; every failure is listed at the end, and the exit code i
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
+import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,14 +61,31 @@ def read_manifest(path: Path) -> list[Row]:
     if not path.is_file():
         raise UserError(f"manifest not found: {path}. Give a CSV file with columns "
                         "image,audio,output[,options...]")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [_column(h) for h in reader.fieldnames or []]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing or ("audio" not in header and "text" not in header):
-            raise UserError(f"the manifest {path} needs the columns image, output and audio (or "
-                            f"text); it has: {', '.join(header) or 'none'}")
-        return [_row(i + 1, raw, path.parent) for i, raw in enumerate(reader)]
+    text = _manifest_text(path)
+    try:
+        dialect = csv.Sniffer().sniff(text.partition("\n")[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+    header = [_column(h) for h in reader.fieldnames or []]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing or ("audio" not in header and "text" not in header):
+        raise UserError(f"the manifest {path} needs the columns image, output and audio (or "
+                        f"text); it has: {', '.join(header) or 'none'}")
+    return [_row(i + 1, raw, path.parent) for i, raw in enumerate(reader)]
+
+
+def _manifest_text(path: Path) -> str:
+    """The manifest's text: UTF-8 (with or without a byte-order mark), or UTF-16 with one
+    (spreadsheets' "Unicode text"); ``UserError`` for anything else."""
+    data = path.read_bytes()
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"the manifest {path} is not UTF-8 text ({e.reason} at byte {e.start}): "
+                        "save it as CSV UTF-8") from None
 
 
 def _column(name: str | None) -> str:
