@@ -164,3 +164,35 @@ def test_cli_reports_the_wall_time_not_the_sum_of_overlapping_stages(portrait_pa
     line = capsys.readouterr().err.strip().splitlines()[-1]
     claimed = float(re.search(r" in ([0-9.]+) s \(", line).group(1))
     assert line.startswith(f"wrote {out}") and 0 < claimed <= took + 0.05
+
+
+def test_cli_text_speaks_in_the_language_and_times_the_lips_to_its_phones(portrait_path, tmp_path):
+    """``generate --text`` speaks offline: the video lasts as long as the speech, has its sound,
+    and the lips follow the spoken phones (exact timing, not recognition);
+    --language picks the voice, so German text is spoken differently from English."""
+    import json
+
+    from talkinghead.audio.tts import synthesize, voice_for
+    from talkinghead.cli import main
+
+    text = "Bob met a papa bear by the mall."
+    out, motion = tmp_path / "t.mp4", tmp_path / "t.json"
+    assert main(["generate", "--image", str(portrait_path), "--text", text, "-o", str(out),
+                 "--size", "128", "--quiet", "--export-motion", str(motion)]) == 0
+    speech = synthesize(text)
+    info = probe_video(out)
+    assert abs(info.num_frames / 25.0 - speech.waveform.duration) <= 1 / 25.0 and info.has_audio
+    from talkinghead.media import load_image
+
+    written = json.loads(motion.read_text())["expression"]
+    pipeline = Pipeline(Config(face=FaceConfig(size=128)))
+    timed = pipeline.prepare(load_image(portrait_path), speech.waveform, phones=speech.phones)
+    recognized = pipeline.prepare(load_image(portrait_path), speech.waveform)
+    jaw = timed.fit.channels.index("jaw_open")
+    np.testing.assert_allclose(written["jaw_open"], timed.motion.expression[:, jaw], atol=1e-6)
+    assert not np.allclose(written["jaw_open"], recognized.motion.expression[:, jaw], atol=1e-3)
+    german = synthesize("Guten Tag, wie geht es Ihnen?", voice_for("de"))
+    english = synthesize("Guten Tag, wie geht es Ihnen?", voice_for("en"))
+    assert [p.label for p in german.phones] != [p.label for p in english.phones]
+    assert main(["generate", "--image", str(portrait_path), "--text", "hi", "--audio",
+                 str(out), "-o", str(tmp_path / "x.mp4")]) == 2

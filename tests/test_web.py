@@ -81,7 +81,8 @@ def test_upload_watch_progress_and_play_the_video(base_url, browser, portrait_pa
     wav = short_speech_wav
     browser.get(base_url + "/")
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#preprocess option"), "crop modes")
-    assert browser.find_elements(By.ID, "emotion"), "the server's emotion option has a control"
+    for name in ("emotion", "gaze", "language"):
+        assert browser.find_elements(By.ID, name), f"the server's {name} option has a control"
     browser.find_element(By.ID, "image").send_keys(str(portrait_path))
     browser.find_element(By.ID, "audio").send_keys(str(wav))
     Select(browser.find_element(By.ID, "preprocess")).select_by_value("crop")

@@ -151,10 +151,10 @@ def render_row(row: Row, base: Config, progress: Progress | None = None) -> None
     if row.audio is not None:
         pipeline.run(row.image, row.audio, row.output, progress)
         return
-    from .audio.tts import synthesize
+    from .audio.tts import synthesize, voice_for
     from .media import load_image
 
-    speech = synthesize(row.text)
+    speech = synthesize(row.text, voice_for(config.motion.language))
     pipeline.animate(load_image(row.image), speech.waveform, row.output, progress,
                      phones=speech.phones)
 

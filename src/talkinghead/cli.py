@@ -116,7 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="animate a portrait with a speech recording")
     gen.add_argument("--image", required=True, help="portrait photo (any format Pillow reads)")
     gen.add_argument("--audio", default=None,
-                     help="speech (any format ffmpeg reads, or a video); not needed with --idle")
+                     help="speech (any format ffmpeg reads, or a video); or give --text or --idle")
+    gen.add_argument("--text", default=None,
+                     help="words to speak instead of --audio (text or a .txt file): offline "
+                          "text-to-speech (eSpeak NG) in --language, lips timed to its phones")
     gen.add_argument("-o", "--output", required=True, help="output .mp4")
     gen.add_argument("--idle", type=float, default=None, metavar="SECONDS",
                      help="animate without audio for SECONDS (breathing, blinks, small head motion)")
@@ -238,9 +241,15 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _transcript(value: str | None) -> str | None:
-    if value and len(value) < 4096 and Path(value).is_file():
+    """The text of a text-or-.txt-file option."""
+    if _text_file(value):
         return Path(value).read_text(encoding="utf-8", errors="replace")
     return value
+
+
+def _text_file(value: str | None) -> str | None:
+    """``value`` when it names a file, else None."""
+    return value if value and len(value) < 4096 and Path(value).is_file() else None
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -251,7 +260,7 @@ def _generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipeline = Pipeline(config_from_args(args))
     motion = load_motion(args.motion) if args.motion else None
-    inputs = [p for p in (args.image, args.audio, args.motion) if p]
+    inputs = [p for p in (args.image, args.audio, args.motion, _text_file(args.text)) if p]
     out = check_output_path(args.output, inputs)
     speech, phones = _speech(args, motion)
     if pipeline.config.backend == "sadtalker":
@@ -266,25 +275,40 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _speech(args: argparse.Namespace, motion):
-    """The waveform to animate and mux, and known phones: the --audio file, or silence for
-    --idle SECONDS or for the length of a --motion file."""
+    """The waveform to animate and mux, and known phones: the --audio file, --text spoken, or
+    silence for --idle SECONDS or for the length of a --motion file."""
     import numpy as np
 
     from .media import load_audio
     from .types import Phone, Waveform
 
-    if args.idle is not None and args.audio:
-        raise UserError("use either --audio or --idle, not both")
+    if sum(x is not None for x in (args.audio, args.text, args.idle)) > 1:
+        raise UserError("use one of --audio, --text and --idle")
     if args.audio:
         return load_audio(args.audio), None
+    if args.text is not None:
+        return _spoken(args)
     if args.idle is not None and not 0 < args.idle <= 3600:
         raise UserError(f"--idle takes 0 < SECONDS <= 3600, got {args.idle:g}")
     seconds = args.idle if args.idle is not None else (motion.num_frames / motion.fps if motion else 0)
     if seconds <= 0:
-        raise UserError("give --audio (speech to animate), --idle SECONDS or --motion FILE")
+        raise UserError("give --audio (speech to animate), --text, --idle SECONDS or --motion FILE")
     rate = 16000
     return Waveform(np.zeros(int(round(seconds * rate)), np.float32), rate), \
         (Phone("SIL", 0.0, seconds),)
+
+
+def _spoken(args: argparse.Namespace):
+    """(waveform, phones) of --text spoken by eSpeak NG in --language."""
+    from .audio.tts import synthesize, voice_for
+
+    text = _transcript(args.text)
+    if not text.strip():
+        raise UserError("--text is empty: give the words to speak")
+    if args.transcript:
+        raise UserError("--transcript is for recorded speech; --text already times the lips exactly")
+    speech = synthesize(text, voice_for(args.language))
+    return speech.waveform, speech.phones
 
 
 def _animate(args: argparse.Namespace, pipeline, portrait, speech, out, motion=None, phones=None):

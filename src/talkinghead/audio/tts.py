@@ -169,6 +169,14 @@ def _merge_silences(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, s
 # the public call: one fresh worker process per utterance
 
 
+_VOICES = {"en": "en-us", "other": "en-us", "zh": "cmn"}  # eSpeak NG names other codes as ISO 639
+
+
+def voice_for(language: str) -> str:
+    """The eSpeak NG voice that speaks ``language`` (an ISO 639 code, as ``--language``)."""
+    return _VOICES.get(language, language)
+
+
 def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 150) -> Speech:
     """Speak ``text`` with eSpeak NG; deterministic (same arguments -> identical samples).
 
@@ -306,7 +314,8 @@ class _Engine:
         with self._lock:
             self._chunks, self._marks = [], []
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise _EngineError(f"eSpeak NG has no voice named {voice!r}; try 'en-us'.")
+                raise _EngineError(f"eSpeak NG has no voice named {voice!r} for text-to-speech; "
+                                   "give the speech as audio instead, or another language")
             self._lib.espeak_SetParameter(_PARAMETER_RATE, int(wpm), 0)
             encoded = text.encode("utf-8")
             status = self._lib.espeak_Synth(

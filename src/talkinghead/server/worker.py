@@ -42,9 +42,9 @@ def render(folder: Path, progress=None) -> None:
     portrait = load_image(folder / IMAGE)
     phones = None
     if spec.get("text"):
-        from talkinghead.audio.tts import synthesize
+        from talkinghead.audio.tts import synthesize, voice_for
 
-        speech = synthesize(spec["text"])
+        speech = synthesize(spec["text"], voice_for(config.motion.language))
         waveform, phones = speech.waveform, speech.phones
     else:
         waveform = load_audio(folder / AUDIO)

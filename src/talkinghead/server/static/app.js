@@ -4,14 +4,16 @@
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 500;
 let currentJob = null;
+// language: of the speech (and the voice that speaks typed text)
+const EXTRA_OPTIONS = ["emotion", "emotion_strength", "gaze", "language"];
 
 async function loadOptions() {
-  // Fill the crop-mode list and add controls for options the server knows (e.g. emotion).
+  // Fill the crop-mode list and add controls for options the server knows (EXTRA_OPTIONS).
   const res = await fetch("/v1/options");
   const data = await res.json();
   for (const opt of data.options) {
     if (opt.name === "preprocess") fillSelect($("preprocess"), opt.choices, opt.default);
-    if (opt.name === "emotion" || opt.name === "emotion_strength") addExtraOption(opt);
+    if (EXTRA_OPTIONS.includes(opt.name)) addExtraOption(opt);
   }
 }
 
