@@ -297,6 +297,17 @@ def video_file(ctx: Ctx, with_audio: bool) -> Path:
     return path
 
 
+def portrait_video(ctx: Ctx) -> Path:
+    """A short mp4 whose first frame is the portrait and the rest grey (no face)."""
+    path = ctx.folder / "source.mp4"
+    h, w = ctx.assets.portrait.shape[:2]
+    with VideoWriter(path, w, h, FPS, None) as writer:
+        writer.write(ctx.assets.portrait)
+        for _ in range(4):
+            writer.write(np.full((h, w, 3), 90, np.uint8))
+    return path
+
+
 def mounted_tmpfs(ctx: Ctx, name: str, options: str) -> Path:
     """A fresh tmpfs at ``ctx.folder / name`` (unmounted after the case); skip where mount fails."""
     point = ctx.folder / name
@@ -332,6 +343,10 @@ CASES: list[Case] = [
          lambda c: c.argv(image=truncated(c, "jpeg")), 2, r"truncated or corrupt"),
     Case("img_not_an_image", "a text file named .png",
          lambda c: c.argv(image=_bytes(c, "notes.png", b"shopping list\n")), 2, r"not an image"),
+    Case("img_video", "a video as the image: its first frame is the portrait (as SadTalker)",
+         lambda c: c.argv(image=portrait_video(c)), 0),
+    Case("img_audio_file", "a wav file as the image",
+         lambda c: c.argv(image=c.assets.speech_wav()), 2, r"not an image"),
     Case("img_missing", "image path that does not exist",
          lambda c: c.argv(image=c.folder / "nope.jpg"), 2, r"image file not found"),
     Case("img_is_folder", "a folder as the image",

@@ -90,7 +90,8 @@ def _existing_file(path: PathLike, what: str, error: type[Exception]) -> Path:
 
 
 def load_image(path: PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> Portrait:
-    """Decode any Pillow-readable photo into (H, W, 3) uint8 RGB, EXIF orientation applied.
+    """Decode any Pillow-readable photo into (H, W, 3) uint8 RGB, EXIF orientation applied;
+    of a video file (any format ffmpeg reads), its first frame.
 
     Transparent pixels are composited over white; 16-bit images are scaled (not clipped) to 8 bits.
     A photo longer than ``max_side`` pixels is downscaled (antialiased) so that its long side is
@@ -112,16 +113,34 @@ def load_image(path: PathLike, max_side: int | None = MAX_IMAGE_SIDE) -> Portrai
     except Image.DecompressionBombError as exc:
         raise ImageError(_too_large_message(p, _bomb_detail(exc))) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(
-            f"{p} is not an image that can be read (unknown or unsupported format). "
-            "Use a JPEG or PNG photo."
-        ) from exc
+        frame = _first_video_frame(p)
+        if frame is None:
+            raise ImageError(
+                f"{p} is not an image that can be read (unknown or unsupported format). "
+                "Use a JPEG or PNG photo, or a video (its first frame is used)."
+            ) from exc
+        _refuse_huge(frame.size, p)
+        upright = _shrunk(frame, max_side)
     except (OSError, SyntaxError, EOFError, ValueError, IndexError) as exc:
         raise ImageError(
             f"the image file {p} is truncated or corrupt ({exc}). "
             "Re-export the photo, or try another file."
         ) from exc
     return Portrait(pixels=_to_rgb(upright))
+
+
+def _first_video_frame(path: Path) -> Image.Image | None:
+    """The first frame of a video file, as SadTalker takes a video source; None when ffmpeg
+    finds no decodable video in the file."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.video:
+                return None
+            for frame in container.decode(container.streams.video[0]):
+                return frame.to_image()
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    return None
 
 
 def _decode_pixels(im: Image.Image) -> None:
