@@ -244,6 +244,26 @@ def test_iris_offsets_see_the_eyes_turn(landmarker) -> None:
     assert left < still - 0.02 and right > still + 0.02
 
 
+def test_brow_heights_follow_the_brows_not_the_lids_nor_a_tilt_or_the_face_size() -> None:
+    """Brow height is measured from the eye corners, across the eye line, in IODs: a raise
+    reads as its height, a blink (lids only) as nothing, a tilted or larger face the same."""
+    points = np.zeros((68, 2))
+    points[[36, 39, 42, 45]] = [[40, 100], [60, 100], [80, 100], [100, 100]]  # IOD 40 px
+    points[[37, 38, 40, 41, 43, 44, 46, 47]] = [[45, 96], [55, 96], [55, 104], [45, 104]] * 2
+    points[17:27, 0], points[17:27, 1] = np.linspace(35, 105, 10), 86.0
+    raised, blink = points.copy(), points.copy()
+    raised[17:27, 1] -= 4.0
+    blink[[37, 38, 43, 44], 1] = 103.0
+    angle = np.radians(12)
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    tilted = (points - 70) @ turn.T * 1.5 + [200, 150]
+    heights = M.brow_heights(np.stack([points, raised, blink, tilted]))
+    np.testing.assert_allclose(heights, [0.35, 0.45, 0.35, 0.35], atol=1e-9)
+    assert M.brow_spread(np.r_[np.full(40, 0.35), np.full(10, 0.45), np.nan], 25.0) == \
+        pytest.approx(np.std(np.r_[np.full(40, 0.35), np.full(10, 0.45)]))
+    assert np.isnan(M.brow_spread(np.full(49, 0.35), 25.0))
+
+
 @pytest.mark.skipif(not GRID_CLIP.is_file(), reason="needs ../shared/data/clips")
 def test_runner_on_a_real_clip(landmarker, tmp_path: Path) -> None:
     from talkinghead.evaluation import evaluate_clips, format_markdown, format_table, still_video

@@ -13,6 +13,7 @@ from talkinghead.face.glasses import find_rims
 from talkinghead.face.landmarks import find_face
 from talkinghead.face.model import fit_face
 from talkinghead.media import load_image
+from talkinghead.motion.expression import BROW_MAX
 from talkinghead.render.renderer import Renderer
 
 WITH_GLASSES = {"art_6", "art_15"}  # of ../shared/data/portraits
@@ -93,3 +94,26 @@ def test_glasses_are_found_on_the_shared_portraits_that_wear_them():
         if find_rims(pixels, find_face(pixels)[0]) is not None:
             found.add(path.stem)
     assert found == WITH_GLASSES
+
+
+def _bar_lift(framing, mesh: np.ndarray, edge: np.ndarray) -> float:
+    """Median upward shift (working pixels) that speech's highest brow raise gives the
+    middle half of a rim's lower ``edge``: how far up the frame fetches the photo there."""
+    fit = fit_face(framing.map_points(mesh), framing.image.shape[1::-1])
+    renderer = Renderer(framing, fit)
+    raised, pose = fit.source_expression.astype(np.float32), np.zeros(6, np.float32)
+    raised[fit.channels.index("brow_raise")] += BROW_MAX
+    backward, _ = renderer.frame_map(renderer.posed_mesh(raised, pose, 0.0), pose)
+    x0, y0 = (np.array(backward.box[:2]) + renderer.origin).round().astype(int)
+    middle = np.round(edge[len(edge) // 4: 3 * len(edge) // 4]).astype(int)
+    fetched = backward.xy[middle[:, 1] - y0, middle[:, 0] - x0, 1] + renderer.origin[1]
+    return float(np.median(fetched - middle[:, 1]))
+
+
+def test_raised_brows_bend_a_glasses_frame_far_less(hopper):
+    """Brows rise with speech; behind glasses they rise less, so the frame barely bends."""
+    pixels, mesh = hopper
+    found = plan_framing(pixels, mesh, "crop", 512, matte=False)
+    bent = _bar_lift(replace(found, rims=None), mesh, found.rims[0])
+    held = _bar_lift(found, mesh, found.rims[0])
+    assert bent > 3 and held < 0.5 * bent

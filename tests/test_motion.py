@@ -263,3 +263,28 @@ def test_motion_carries_the_gaze_of_its_mode():
     assert np.array_equal(natural.expression[:, others], fixed.expression[:, others])
     with pytest.raises(ValueError, match="gaze"):
         MotionConfig(gaze="wander")
+
+
+def test_brows_lift_before_phrases_rise_on_stressed_syllables_and_rest_in_pauses():
+    """Speakers hold their brows a little up while speaking, lift them just before a phrase
+    starts and raise them briefly on stressed syllables; in a long pause they rest."""
+    from dataclasses import replace
+
+    from talkinghead.motion.expression import (BROW_GAP_S, BROW_LEAD_S, BROW_MAX, BROW_SPEAKING,
+                                               expression_track)
+
+    activity = np.zeros(800, np.float32)
+    activity[100:300] = activity[500:700] = 1                     # phrases at 1-3 s and 5-7 s
+    onsets = np.zeros_like(activity)
+    onsets[[150, 560, 600, 640]] = [1.0, 0.9, 0.95, 1.0]          # stressed syllables
+    features = replace(speech_like(8.0), activity=activity, onsets=onsets)
+    brow = expression_track(features, CHANNELS, FPS, 200)[:, CHANNELS.index("brow_raise")]
+    assert brow[100:112].max() < 0.05                             # at rest in the long pause
+    lead = int(round(BROW_LEAD_S * FPS))
+    assert brow[125 - lead] > 0.4 * BROW_SPEAKING > brow[125 - 3 * lead]  # lifting before 5 s
+    assert np.all(brow[130:135] > 0.8 * BROW_SPEAKING)            # held while speaking
+    peaks = [i for i in range(1, 199) if brow[i] > brow[i - 1] and brow[i] >= brow[i + 1]
+             and brow[i] > BROW_SPEAKING + 0.2]
+    assert any(abs(p - 37) <= 2 for p in peaks)                   # a raise on the 1.5 s syllable
+    assert all(b - a >= BROW_GAP_S * FPS - 1 for a, b in zip(peaks, peaks[1:]))  # not on each one
+    assert 2 <= len(peaks) <= 3 and brow.max() <= BROW_MAX

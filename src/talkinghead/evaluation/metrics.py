@@ -453,6 +453,30 @@ def gaze_spread(offsets: np.ndarray, fps: float) -> float:
     return float(np.std(offsets[ok])) if ok.sum() >= 2 * fps else float("nan")
 
 
+BROWS = slice(17, 27)
+EYE_CORNERS = ((36, 39), (42, 45))  # the lids move in blinks, the corners do not
+
+
+def brow_heights(points: np.ndarray) -> np.ndarray:
+    """(T,) height of the brows (points 17-26) above the line through the eye corners'
+    midpoints, across it, in inter-ocular distances (between those midpoints); NaN without a
+    face. ``points``: (T, 68, 2) pixels."""
+    points = np.asarray(points, np.float64)
+    right, left = (points[:, list(c)].mean(axis=1) for c in EYE_CORNERS)
+    across = left - right
+    iod = np.linalg.norm(across, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.stack([across[:, 1], -across[:, 0]], axis=1) / iod[:, None]  # image y is down
+        return np.sum((points[:, BROWS].mean(axis=1) - (left + right) / 2) * up, axis=1) / iod
+
+
+def brow_spread(heights: np.ndarray, fps: float) -> float:
+    """Standard deviation of (T,) ``brow_heights`` at ``fps`` (IOD); NaN with under 2 s
+    measured. Head pitch moves it too (the brows stand in front of the eyes)."""
+    ok = np.isfinite(heights)
+    return float(np.std(heights[ok])) if ok.sum() >= 2 * fps else float("nan")
+
+
 def head_motion_std(pose: np.ndarray) -> np.ndarray:
     """(3,) standard deviation in degrees of yaw, pitch, roll over a (T, 3) pose series (NaN ignored)."""
     pose = np.asarray(pose, np.float64)

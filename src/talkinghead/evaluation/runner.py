@@ -38,7 +38,8 @@ class Row:
     Units: seconds; sync lags in frames at the report's fps (positive: the mouth is late);
     ``head_std`` degrees (yaw, pitch, roll); ``head_ratio`` = |std| / |real std|; ``jitter`` in
     inter-ocular distances per frame²; ``face_found`` share of frames with landmarks;
-    ``gaze_std``: std of the iris's place between the eye corners (share of the eye's width).
+    ``gaze_std``: std of the iris's place between the eye corners (share of the eye's width);
+    ``brow_std``: std of the brows' height above the eye corners (inter-ocular distances).
     """
 
     clip: str
@@ -66,6 +67,7 @@ class Row:
     beat_alignment: float
     jitter: float
     gaze_std: float
+    brow_std: float
     generate_seconds: float
     measure_seconds: float
 
@@ -151,6 +153,7 @@ def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
         beat_alignment=M.beat_alignment(video.pose, clip.energy, fps),
         jitter=M.landmark_jitter(track.points),  # at the video's own frame rate: resampling smooths
         gaze_std=gaze,
+        brow_std=M.brow_spread(M.brow_heights(track.points), fps),
         generate_seconds=timing[0], measure_seconds=timing[1])
 
 
@@ -337,6 +340,7 @@ COLUMNS = (  # header, width, value
     ("beat", 4, lambda r: _num(r.beat_alignment, 2)),
     ("jitter", 6, lambda r: _num(r.jitter, 3)),
     ("gaze", 5, lambda r: _num(r.gaze_std, 3)),
+    ("brow", 5, lambda r: _num(r.brow_std, 3)),
     ("face", 4, lambda r: _num(r.face_found, 2)),
     ("gen s", 6, lambda r: _num(r.generate_seconds, 1)),
     ("meas s", 6, lambda r: _num(r.measure_seconds, 1)),

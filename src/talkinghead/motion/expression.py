@@ -6,6 +6,7 @@ import numpy as np
 from ..audio.dsp import gaussian_filter1d, minimum_filter1d
 from ..audio.features import frame_values
 from ..types import AudioFeatures
+from .accents import accent_impulses, gestures, stress
 from .coarticulation import mouth_targets
 from .visemes import TARGETS
 
@@ -13,7 +14,14 @@ SPEECH_LEVEL_PCT = 60
 LOUDNESS_SLOPE = 0.035      # jaw gain per dB of phrase loudness around the speaker's level
 LOUDNESS_SMOOTH_S = 0.6     # phrase-level loudness: whisper vs shout, not syllable by syllable
 JAW_GAIN_RANGE = (0.55, 1.3)
-BROW_PER_SEMITONE = 0.08
+BROW_SPEAKING = 0.25        # brow raise held while speaking, ...
+BROW_LEAD_S = 0.25          # ... from this long before a phrase starts,
+BROW_SMOOTH_S = 0.2         # ... rising and falling over about this long
+BROW_ACCENT = 0.6           # a brow raise on a typical stressed syllable, ...
+BROW_GAP_S = 1.0            # ... at most one per this many seconds,
+BROW_MIN_SHARE = 0.8        # ... on syllables at least this stressed (share of a typical one),
+BROW_RISE_S, BROW_FALL_S = 0.15, 0.4  # ... up to its peak on the syllable, then relaxing
+BROW_MAX = 0.8              # speech raises the brows no higher than this (1: surprise)
 ACOUSTIC_STRENGTH = 1.0     # loudness corrections of the phone targets (_acoustic_check) for
                             # speech the English recogniser does not know; off for English,
                             # where they cost 0.02-0.04 sync with real video
@@ -51,7 +59,7 @@ def expression_track(features: AudioFeatures, channels: tuple[str, ...], fps: fl
     out[:, channels.index("jaw_open")] = jaw + BREATH_JAW * breath
     out[:, channels.index("lip_close")] = mouth[:, TARGETS.index("closure")] * jaw
     if "brow_raise" in channels:
-        out[:, channels.index("brow_raise")] = _brow_accents(features, fps, num_frames)
+        out[:, channels.index("brow_raise")] = _brows(features, fps, num_frames)
     return out * np.float32(scale)
 
 
@@ -117,12 +125,17 @@ def _loudness_gain(features: AudioFeatures, fps: float, num_frames: int) -> np.n
     return np.clip(gain, *JAW_GAIN_RANGE).astype(np.float32)
 
 
-def _brow_accents(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
-    """(T,) small brow raises on pitch accents (F0 well above the speaker's median)."""
+def _brows(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
+    """(T,) brow raise: held a little while speaking, lifting just before each phrase, and
+    raised briefly on the most stressed syllables (at most one every BROW_GAP_S)."""
+    activity = frame_values(features.activity, features.rate, fps, num_frames)
+    lead = int(round(BROW_LEAD_S * fps))
+    speaking = gaussian_filter1d(np.r_[activity[lead:], np.full(min(lead, num_frames), activity[-1:])],
+                                 BROW_SMOOTH_S * fps)
+    onsets = frame_values(features.onsets, features.rate, fps, num_frames)
     pitch = frame_values(features.pitch, features.rate, fps, num_frames)
-    voiced = pitch > 0
-    if voiced.sum() < 5:
-        return np.zeros(num_frames, dtype=np.float32)
-    semis = np.where(voiced, 12 * np.log2(np.maximum(pitch, 1) / np.median(pitch[voiced])), 0)
-    accent = np.clip(semis - 2.0, 0, 6) * BROW_PER_SEMITONE
-    return gaussian_filter1d(accent, fps * 0.12).astype(np.float32)
+    impulses = accent_impulses(stress(onsets * activity, pitch), fps, BROW_GAP_S, BROW_MIN_SHARE)
+    rise = np.sin(np.linspace(0, np.pi / 2, int(round(BROW_RISE_S * fps)) + 1)) ** 2
+    fall = np.exp(-np.arange(1, int(3 * BROW_FALL_S * fps) + 1) / (BROW_FALL_S * fps))
+    raises = gestures(impulses, np.r_[rise, fall], len(rise) - 1)
+    return np.clip(BROW_SPEAKING * speaking + BROW_ACCENT * raises, 0, BROW_MAX).astype(np.float32)

@@ -14,6 +14,7 @@ from ..audio.dsp import butter2, filtfilt, gaussian_filter1d, savgol2
 from ..audio.features import frame_values
 from ..config import NUM_POSE_STYLES
 from ..types import AudioFeatures
+from .accents import accent_impulses, gestures, stress
 
 MAX_ANGLE = np.radians([20.0, 25.0, 15.0])
 PAUSE_CALM = 0.2           # motion speed in a long pause, relative to speech
@@ -21,8 +22,7 @@ AMPLITUDE_IN_PAUSE = 0.7   # ... and how far the head strays from rest there
 CALM_SMOOTH_S = 0.3
 NOD_KERNEL_S = 0.45
 NOD_GAP_S = 0.7            # at most one nod per this many seconds
-MIN_NOD_STRESS = 0.15
-ACCENT_PER_SEMITONE = 0.15
+NOD_MIN_SHARE = 0.6        # ... on syllables at least this stressed (share of a typical one)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def pose_track(features: AudioFeatures, fps: float, num_frames: int, style: Pose
         pose[:, axis] = np.radians(style.amplitude[axis]) * drift * amount
     onsets = frame_values(features.onsets, features.rate, fps, num_frames)
     pitch = frame_values(features.pitch, features.rate, fps, num_frames)
-    pose[:, 0] += np.radians(style.nod) * _nods(_stress(onsets * activity, pitch), fps)
+    pose[:, 0] += np.radians(style.nod) * _nods(stress(onsets * activity, pitch), fps)
     sway = _slowed(_band_noise(rng, num_frames, fps, style.tempo * 0.5), clock)
     pose[:, 3] = style.sway * sway * amount
     pose[:, 4] = 0.25 * pose[:, 0]
@@ -128,34 +128,15 @@ def _band_noise(rng: np.random.Generator, n: int, fps: float, cutoff: float) -> 
     return smooth / max(float(smooth.std()), 1e-6) if n > 1 else smooth
 
 
-def _stress(onsets: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-    """(T,) syllable stress: onset strength, boosted where the pitch rises above the median
-    (an accent); ``pitch`` (T,) Hz, 0 where unvoiced."""
-    voiced = pitch > 0
-    if voiced.sum() < 5:
-        return onsets
-    semis = np.where(voiced, 12 * np.log2(np.maximum(pitch, 1) / np.median(pitch[voiced])), 0)
-    accent = gaussian_filter1d(np.clip(semis, 0, 4), 2.0)
-    return onsets * (1 + ACCENT_PER_SEMITONE * accent)
-
-
-def _nods(stress: np.ndarray, fps: float) -> np.ndarray:
+def _nods(syllables: np.ndarray, fps: float) -> np.ndarray:
     """(T,) downward nods (positive pitch, peak 1 for a typical stressed syllable) whose
-    lowest point falls on the most stressed syllables, at most one every NOD_GAP_S."""
-    peaks = np.nonzero((stress > MIN_NOD_STRESS) & (stress >= np.roll(stress, 1))
-                       & (stress >= np.roll(stress, -1)))[0]
-    if len(peaks) == 0:
-        return np.zeros(len(stress))
-    typical = float(np.percentile(stress[peaks], 80))
-    impulses = np.zeros(len(stress))
-    gap = int(NOD_GAP_S * fps)
-    for i in peaks[np.argsort(-stress[peaks], kind="stable")]:
-        if stress[i] >= 0.6 * typical and not impulses[max(0, i - gap):i + gap + 1].any():
-            impulses[i] = min(stress[i] / typical, 1.5)
+    lowest point falls on the most stressed of the (T,) ``syllables`` (stress), at most one
+    every NOD_GAP_S."""
     t = np.arange(int(NOD_KERNEL_S * fps) + 1) / fps
     kernel = np.sin(np.pi * t / NOD_KERNEL_S) * np.exp(-t / NOD_KERNEL_S)
     apex = int(np.argmax(kernel))  # the head is lowest, and still, on the stressed syllable
-    return np.convolve(impulses, kernel / kernel.max())[apex:apex + len(stress)]
+    impulses = accent_impulses(syllables, fps, NOD_GAP_S, NOD_MIN_SHARE)
+    return gestures(impulses, kernel / kernel.max(), apex)
 
 
 def _smooth(pose: np.ndarray, fps: float) -> np.ndarray:

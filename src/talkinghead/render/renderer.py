@@ -38,6 +38,7 @@ RIM_REACH_IOD = (0.1, 0.35)  # with glasses, eye boxes reach this far past the l
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 IRISES = (R.LEFT_IRIS, R.RIGHT_IRIS)
 MIN_TURN_PX = 0.05  # an eye shift below this (pixels) is not drawn
+GLASSES_BROW_GAIN = 0.35  # brows rise this much less behind glasses, whose frames they bend
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
     np.concatenate([R.UPPER_INNER, R.LOWER_INNER]),
@@ -95,11 +96,14 @@ class Renderer:
                            for edge, (upper, _) in zip(framing.rims, EYES))
                      if framing.rims else (None, None))
         self.glasses = any(rim is not None for rim in self.rims)
+        self.brow_channel = fit.channels.index("brow_raise")
+        self.brow_gain = GLASSES_BROW_GAIN if self.glasses else 1.0
 
     def posed_mesh(self, expression: np.ndarray, pose: np.ndarray, blink: float) -> np.ndarray:
         """(478, 3) working-pixel mesh for (C,) expression weights, (6,) pose, blink in [0, 1]."""
         weights = expression.astype(np.float32).copy()
         weights[self.blink_channels] = self._lid_weights(expression, blink)
+        weights[self.brow_channel] *= self.brow_gain
         mesh = self.fit.neutral + np.tensordot(weights, self.fit.basis, axes=1)
         return self._rigid(mesh, pose)
 
