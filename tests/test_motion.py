@@ -133,6 +133,8 @@ def test_emotions_are_layered_on_speech(emotion):
     assert np.abs(double.expression - neutral.expression)[-25:].max() > 1.5 * np.abs(delta[-25:]).max()
     key = {"happy": "smile", "sad": "brow_raise", "surprised": "brow_raise", "angry": "brow_lower"}
     assert delta[-1, CHANNELS.index(key[emotion])] > 0.3
+    brow = CHANNELS.index("brow_raise")   # speech's brow raises stop at a full raise
+    assert felt.expression[:, brow].max() <= 1 + 1e-6 and double.expression[:, brow].max() <= 2 + 1e-6
 
 
 def test_unknown_emotion_is_refused():

@@ -61,7 +61,10 @@ def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,
         value = envelope * weight
         if name == "smile":
             value = value * (1 - 0.6 * np.clip(rounding, 0, 1))
-        out[:, channels.index(name)] += value
+        k = channels.index(name)
+        out[:, k] += value
+        if name == "brow_raise":  # speech raises the brows no higher than a full raise
+            out[:, k] = np.minimum(out[:, k], np.maximum(value, 1.0))
     return out
 
 
