@@ -23,7 +23,7 @@ from talkinghead.errors import UserError
 from talkinghead.face.crop import plan_framing
 from talkinghead.face.glasses import find_rims
 from talkinghead.face.landmarks import find_face
-from talkinghead.face.model import fit_face
+from talkinghead.face.model import fit_framed
 from talkinghead.media import load_image
 from talkinghead.render.renderer import EYES, Renderer
 from talkinghead.samples import demo_portrait_path
@@ -44,7 +44,7 @@ def search_ms(pixels: np.ndarray, mesh: np.ndarray, rounds: int = 5) -> float:
 def blink_change(framing, mesh: np.ndarray, rims) -> tuple[float, float]:
     """Largest change a full blink makes on the bars of ``rims`` (working pixels) and the
     median change just under the upper lids, rendering ``framing``."""
-    fit = fit_face(framing.map_points(mesh), framing.image.shape[1::-1])
+    fit = fit_framed(framing, mesh)
     renderer = Renderer(framing, fit)
     rest, pose = fit.source_expression.astype(np.float32), np.zeros(6, np.float32)
     opened, closed = (renderer.render(rest, pose, b).astype(int) for b in (0.0, 1.0))

@@ -227,13 +227,13 @@ def test_iris_offsets_see_the_eyes_turn(landmarker) -> None:
     higher."""
     from talkinghead.face.crop import plan_framing
     from talkinghead.face.landmarks import find_face
-    from talkinghead.face.model import fit_face
+    from talkinghead.face.model import fit_framed
     from talkinghead.render.renderer import Renderer
 
     image = _grace_hopper()
     mesh, _ = find_face(image)
     framing = plan_framing(image, mesh, "crop", 384)
-    fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    fit = fit_framed(framing, mesh)
     renderer = Renderer(framing, fit)
     frames = []
     for turn in (-0.6, 0.0, 0.6):

@@ -10,7 +10,7 @@ from talkinghead.cli import main
 from talkinghead.face import regions as R
 from talkinghead.face.crop import plan_framing
 from talkinghead.face.landmarks import find_face
-from talkinghead.face.model import fit_face
+from talkinghead.face.model import fit_framed
 from talkinghead.media import load_image
 from talkinghead.motion.gaze import (EYE_CONTACT, MAX_EYE_DEG, UNIT_DEG, GazeSchedule, eye_turn,
                                      gaze_rng)
@@ -25,7 +25,7 @@ def _renderer(portrait_path, glasses: bool) -> Renderer:
     pixels = load_image(portrait_path).pixels
     mesh, _ = find_face(pixels)
     framing = plan_framing(pixels, mesh, "crop", 384, glasses=glasses)
-    fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    fit = fit_framed(framing, mesh)
     return Renderer(framing, fit)
 
 

@@ -14,7 +14,7 @@ from .config import Config
 from .errors import UserError
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face
-from .face.model import fit_face
+from .face.model import fit_framed
 from .media import check_output_path, load_audio, load_image
 from .face.tracking import track_video
 from .motion.io import conform_channels, retime
@@ -99,7 +99,7 @@ class Pipeline:
         t = time.perf_counter()
         mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
         framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
-        fit = fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+        fit = fit_framed(framing, mesh)
         timings.face += time.perf_counter() - t
         return framing, fit, num_faces
 

@@ -40,7 +40,7 @@ from .audio.dsp import resample_poly
 from .config import Config
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_face
-from .face.model import fit_face
+from .face.model import fit_framed
 from .media import VideoWriter, check_output_path, load_audio
 from .motion.live import LOOKAHEAD_S, LiveMotion
 from .motion.track import num_frames_for
@@ -237,7 +237,7 @@ def _fit(portrait: Portrait, cfg: Config) -> tuple[Framing, FaceFit]:
     """Find, frame and fit the face once."""
     mesh, _ = find_face(portrait.pixels, cfg.face.face_index)
     framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
-    return framing, fit_face(framing.map_points(mesh), (framing.image.shape[1], framing.image.shape[0]))
+    return framing, fit_framed(framing, mesh)
 
 
 def write_frames(frames: Iterable[np.ndarray], output: Path, size: tuple[int, int],

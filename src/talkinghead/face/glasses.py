@@ -23,6 +23,7 @@ STRONG_STEP = 12.0         # ... and the share of its columns with at least this
 MIN_SHARE = 0.65
 GAP_IOD = (0.07, 0.2)      # ... the edge's mean height above the upper lid ...
 MAX_GAP_DIFFERENCE_IOD = 0.06  # ... and how much that may differ between the eyes
+EDGE_SMOOTH_COLS = 1.5     # the traced edge is smoothed along itself over this many columns (sigma)
 # upper lid and the brow's lower contour of each eye, left first
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_BROW[:5]), (R.RIGHT_UPPER_LID, R.RIGHT_BROW[:5]))
 
@@ -99,8 +100,23 @@ def _trace(step: np.ndarray, lid: np.ndarray, brow: np.ndarray) -> _Edge | None:
     bottom = np.clip(np.ceil(lid_y - 1), top + 1, h).astype(int)
     rows = _best_rows(step[:, cols], top, bottom)
     values = step[rows, cols]
-    return _Edge(np.column_stack([cols, rows]).astype(np.float64), values,
+    smooth = _subpixel(step, rows, cols)
+    return _Edge(np.column_stack([cols, smooth]).astype(np.float64), values,
                  float(np.mean(lid_y - rows)) / ALIGNED_PX)
+
+
+def _subpixel(step: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(W,) float rows of the edge through (``rows``, ``cols``) of ``step``: each at the peak
+    of a parabola through its row and the two beside it, then smoothed along the edge over
+    EDGE_SMOOTH_COLS (the path moves in whole rows, a staircase once enlarged)."""
+    h = step.shape[0]
+    above, at, below = (step[np.clip(rows + d, 0, h - 1), cols] for d in (-1, 0, 1))
+    curve = above - 2 * at + below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curve < 0, 0.5 * (above - below) / curve, 0.0)
+    refined = rows + np.clip(np.nan_to_num(shift), -0.5, 0.5)
+    return cv2.GaussianBlur(refined[None], (0, 0), sigmaX=EDGE_SMOOTH_COLS, sigmaY=0.1,
+                            borderType=cv2.BORDER_REFLECT)[0]
 
 
 def _best_rows(step: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..types import FaceFit
 from . import regions as R
+from .crop import Framing
 
 CHANNELS = (
     "jaw_open", "lip_close", "lip_press", "lip_funnel", "lip_pucker", "lip_stretch",
@@ -24,10 +25,20 @@ HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
 LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
 LID_SKIN_HOLD = 0.08                      # IOD above the lid margin that moves with it in a blink (lashes)
 LID_SKIN_REACH = 0.12                     # IOD further up over which lid skin follows a blink
+RIM_FULL_SHARE = 0.7                      # under a glasses rim, no further up than this share of the way to the lid
 
 
-def fit_face(mesh: np.ndarray, image_size: tuple[int, int]) -> FaceFit:
-    """Fit the linear model to a (478, 3) pixel mesh; ``image_size`` is (width, height)."""
+def fit_framed(framing: Framing, mesh: np.ndarray) -> FaceFit:
+    """``fit_face`` of a photo's (478, 3) pixel ``mesh`` in its working picture ``framing``,
+    with the glasses rims found there."""
+    return fit_face(framing.map_points(mesh), framing.image.shape[1::-1], framing.rims)
+
+
+def fit_face(mesh: np.ndarray, image_size: tuple[int, int],
+             rims: tuple[np.ndarray, np.ndarray] | None = None) -> FaceFit:
+    """Fit the linear model to a (478, 3) pixel mesh; ``image_size`` is (width, height).
+    ``rims``: the lower edges of a glasses frame's top bars ((K, 2) pixels, left eye first,
+    ``face.glasses.find_rims``), which the lid skin does not follow past in a blink."""
     mesh = mesh.astype(np.float64)
     frame = FaceFrame.from_mesh(mesh)
     local = frame.to_local(mesh)
@@ -42,8 +53,11 @@ def fit_face(mesh: np.ndarray, image_size: tuple[int, int]) -> FaceFit:
     for c, name in enumerate(CHANNELS):
         if name in builders:
             basis[c] = frame.to_pixels_vec(builders[name](local, seam))
-    basis[CHANNELS.index("blink_left")] = _blink(mesh, frame, R.LEFT_UPPER_LID, R.LEFT_LOWER_LID, R.LEFT_IRIS)
-    basis[CHANNELS.index("blink_right")] = _blink(mesh, frame, R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID, R.RIGHT_IRIS)
+    left, right = rims or (None, None)
+    basis[CHANNELS.index("blink_left")] = _blink(mesh, frame, R.LEFT_UPPER_LID, R.LEFT_LOWER_LID,
+                                                 R.LEFT_IRIS, left)
+    basis[CHANNELS.index("blink_right")] = _blink(mesh, frame, R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID,
+                                                  R.RIGHT_IRIS, right)
     source = np.zeros(len(CHANNELS))
     source[0] = mouth_gap(local) / JAW_DROP
     neutral = mesh - np.tensordot(source, basis, axes=1)
@@ -235,8 +249,22 @@ def _brow_lower(local: np.ndarray, seam: np.ndarray) -> np.ndarray:
     return disp * _brow_weight(local)[:, None]
 
 
+def _below_rim(rim: np.ndarray, point: np.ndarray, lid_y: float, band: float) -> float:
+    """How far a (2,) pixel ``point`` follows a closing lid at height ``lid_y`` under a glasses
+    ``rim`` ((K, 2) lower edge of its bar, x increasing): not at all at and above the rim,
+    fully from the top of the lid's lash band (``band`` px above the lid) down, but from no
+    higher than RIM_FULL_SHARE of the way from the rim to the lid, in proportion between;
+    fully beside the rim's span."""
+    x, y = point
+    if not rim[0, 0] <= x <= rim[-1, 0]:
+        return 1.0
+    top = float(np.interp(x, rim[:, 0], rim[:, 1]))
+    full = max(lid_y - band, top + RIM_FULL_SHARE * (lid_y - top))
+    return float(np.clip((y - top) / max(full - top, 1e-3), 0.0, 1.0))
+
+
 def _blink(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, lower: np.ndarray,
-           iris: np.ndarray) -> np.ndarray:
+           iris: np.ndarray, rim: np.ndarray | None = None) -> np.ndarray:
     """Pixel displacements that close one eye: the upper lid meets the lower lid.
 
     The lid skin above follows with a falloff; points inside the eye opening (iris) move in
@@ -258,14 +286,18 @@ def _blink(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, lower: np.ndar
         frac = np.clip((y - t) / max(b - t, 1e-3), 0.0, 1.0)
         drop = np.interp(x, opening_x[order], lid_drop[order, 1])
         disp[i, 1] = (1 - frac) * drop - frac * drop * LOWER_LID_RISE / (1 - LOWER_LID_RISE)
-    _lid_skin_follow(mesh, frame, upper, disp)
+    _lid_skin_follow(mesh, frame, upper, disp, rim)
     return disp
 
 
-def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp: np.ndarray) -> None:
+def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp: np.ndarray,
+                     rim: np.ndarray | None = None) -> None:
     """Vertices just above the upper lid move with it: the lash band (LID_SKIN_HOLD, brows
     excepted) as one piece, so that the lashes come down to the closed lid's margin instead of
-    smearing over it, and the lid skin above with a falloff (LID_SKIN_REACH)."""
+    smearing over it, and the lid skin above with a falloff (LID_SKIN_REACH). Under a glasses
+    ``rim`` ((K, 2) lower edge of its bar), the skin stretches instead (``_below_rim``): it
+    follows in proportion to its height between the rim (still) and the lash band, and not at
+    all above the rim (no skin is pulled out from behind the frame)."""
     lid = mesh[upper]
     centre = lid.mean(axis=0)
     near = np.linalg.norm(mesh[:, :2] - centre[:2], axis=1) < 0.45 * frame.iod
@@ -280,4 +312,7 @@ def _lid_skin_follow(mesh: np.ndarray, frame: FaceFrame, upper: np.ndarray, disp
         if above:
             held = 0.0 if j in brows else LID_SKIN_HOLD * frame.iod
             beyond = max(float(d[k]) - held, 0.0)
-            disp[j] = disp[upper[k]] * np.exp(-(beyond / (LID_SKIN_REACH * frame.iod)) ** 2)
+            weight = np.exp(-(beyond / (LID_SKIN_REACH * frame.iod)) ** 2)
+            if rim is not None:
+                weight = min(weight, _below_rim(rim, mesh[j, :2], lid[k, 1], held))
+            disp[j] = disp[upper[k]] * weight
