@@ -173,3 +173,30 @@ def test_opencv_runs_serially_while_several_render_threads_render(portrait, face
     release.set()
     worker.join()
     assert cv2.getNumThreads() == before
+
+
+def test_live_brows_rest_in_pauses_and_rise_while_speaking_and_on_strong_onsets():
+    """The live stream's brows, causal: at rest through a long pause, held up while speaking,
+    raised on strong syllable onsets but at most once every LIVE_BROW_GAP_S."""
+    from talkinghead.audio.tts import synthesize
+    from talkinghead.face.model import CHANNELS
+    from talkinghead.motion.expression import BROW_MAX, BROW_SPEAKING
+    from talkinghead.motion.live import LIVE_BROW_GAP_S, LiveMotion
+
+    phrase = synthesize("Good morning, everybody. Today we talk about maps.").waveform
+    phrase = resample_poly(phrase.samples, SAMPLE_RATE, phrase.sample_rate).astype(np.float32)
+    pause = np.zeros(2 * SAMPLE_RATE, np.float32)
+    audio = np.concatenate([pause, phrase, pause, phrase])
+    live = LiveMotion(CHANNELS, Config())
+    tracks = live.feed(audio[:12345]) + live.feed(audio[12345:]) + live.finish(len(audio) // 640)
+    brow = np.concatenate([t.expression[:, CHANNELS.index("brow_raise")] for t in tracks])
+    speaking = np.arange(len(brow)) / 25.0
+    first = (speaking > 2.5) & (speaking < 2 + len(phrase) / SAMPLE_RATE)
+    assert brow[:40].max() < 0.02                                   # silence before speech
+    assert np.median(brow[first]) > 0.8 * BROW_SPEAKING             # held up while speaking
+    rest = int((4 + len(phrase) / SAMPLE_RATE) * 25)                # late in the second pause
+    assert brow[rest - 5:rest].max() < 0.35 * brow[first].max()
+    rises = np.flatnonzero(np.diff(brow) > 0.08)                     # a raise starts
+    starts = rises[np.r_[True, np.diff(rises) > 3]]
+    assert len(starts) >= 2 and np.all(np.diff(starts) >= LIVE_BROW_GAP_S * 25 - 1)
+    assert brow.max() <= BROW_MAX

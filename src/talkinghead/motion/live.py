@@ -21,6 +21,7 @@ import numpy as np
 from ..config import Config
 from ..types import MotionTrack
 from .blink import BlinkSchedule
+from .expression import BROW_ACCENT, BROW_FALL_S, BROW_MAX, BROW_RISE_S, BROW_SMOOTH_S, BROW_SPEAKING
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import pose_style
 
@@ -40,6 +41,10 @@ LEVEL_INIT_DB = -26.0
 NOISE_INIT_DB = -60.0
 DYNAMIC_RANGE_DB = 40.0     # the noise floor is taken no lower than this below the speaker
 CALM_PAUSE = 0.45
+ONSET_BEFORE_S = (0.2, 0.06)  # a strong onset rises from the quietest hop this long before it ...
+ONSET_RISE_DB = 10.0        # ... by this much ...
+ONSET_LEVEL_DB = 3.0        # ... to no less than this far below the speaker's level
+LIVE_BROW_GAP_S = 1.6       # at most one brow raise per this many seconds (unranked onsets)
 
 
 class LoudnessMouth:
@@ -92,6 +97,34 @@ class DriftingPose:
         return pose
 
 
+class LiveBrows:
+    """Causal brows, as the file path's (``expression._brows``) without its look-ahead: held up
+    while speaking (following the speech activity over BROW_SMOOTH_S) and raised on a strong
+    onset (the level ONSET_RISE_DB above the quietest hop of the ONSET_BEFORE_S before it, near
+    the speaker's level), at most one every LIVE_BROW_GAP_S: the file path raises them on its
+    most stressed syllables, which a causal stream cannot rank."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+        self.follow = 1 - float(np.exp(-1 / (BROW_SMOOTH_S * fps)))
+        self.speaking = 0.0
+        self.age = np.inf                      # frames since the last raise began
+
+    def step(self, activity: float, onset: bool) -> float:
+        """brow_raise for the next frame, given its speech activity 0..1 and whether a strong
+        syllable starts there."""
+        self.speaking += self.follow * (activity - self.speaking)
+        if onset and self.age >= LIVE_BROW_GAP_S * self.fps:
+            self.age = 0.0
+        t = self.age / self.fps
+        if t <= BROW_RISE_S:
+            lift = np.sin(0.5 * np.pi * t / BROW_RISE_S) ** 2
+        else:
+            lift = float(np.exp(-(t - BROW_RISE_S) / BROW_FALL_S))
+        self.age += 1
+        return float(min(BROW_SPEAKING * self.speaking + BROW_ACCENT * lift, BROW_MAX))
+
+
 class LiveMotion:
     """Motion source: 16 kHz speech in chunks → one block of motion per call, holding the
     frames whose audio (plus ``LOOKAHEAD_S``) has arrived. Same audio, config and seed →
@@ -106,6 +139,7 @@ class LiveMotion:
         self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural",
                                  config.motion.blink)
         self.mouth = LoudnessMouth()
+        self.brows = LiveBrows(self.fps)
         self.audio = np.zeros(0, np.float32)   # samples not yet consumed by hops
         self.hops: list[tuple[float, float, float, float]] = []  # LoudnessMouth.hop per hop
         self.hop_base = 0                      # hop number of ``hops[0]``
@@ -163,9 +197,25 @@ class LiveMotion:
         expression = np.zeros(len(self.channels), np.float32)
         expression[self.channels.index("jaw_open")] = jaw
         expression[self.channels.index("lip_close")] = jaw * labial
+        brow = self.brows.step(activity, self._onset(t))
+        expression[self.channels.index("brow_raise")] = brow * self.config.motion.expression_scale
         pose = self.pose.step(activity)
-        self._forget(min(lo, self._hop_index(t - VALLEY_S[0])))
+        self._forget(min(lo, self._hop_index(t - max(VALLEY_S[0], ONSET_BEFORE_S[0]))))
         return expression, pose
+
+    def _onset(self, t: float) -> bool:
+        """Whether a strong syllable starts at ``t`` s: the loudest hop around it (ANTICIPATION_S)
+        ONSET_RISE_DB above the quietest of the ONSET_BEFORE_S span before, and near the
+        speaker's level."""
+        def levels(a: float, b: float) -> np.ndarray:
+            lo, hi = self._hop_index(t + a) - self.hop_base, self._hop_index(t + b) - self.hop_base
+            return np.array([h[2] for h in self.hops[max(lo, 0):max(hi + 1, 0)]])
+
+        now, before = levels(*ANTICIPATION_S), levels(-ONSET_BEFORE_S[0], -ONSET_BEFORE_S[1])
+        if not len(now) or not len(before):
+            return False
+        peak = float(now.max())
+        return peak - float(before.min()) >= ONSET_RISE_DB and peak >= self.mouth.level - ONSET_LEVEL_DB
 
     def _labial(self, t: float) -> float:
         """0..1: how surely a hop within half a frame of ``t`` s lies in a labial valley: well
