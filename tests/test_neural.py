@@ -20,7 +20,7 @@ pytest.importorskip("safetensors")
 
 from safetensors.torch import save_file  # noqa: E402
 
-from talkinghead.errors import CheckpointError  # noqa: E402
+from talkinghead.errors import CheckpointError, UserError  # noqa: E402
 from talkinghead.neural import audio  # noqa: E402
 from talkinghead.neural.checkpoints import (  # noqa: E402
     MAPPING_TABLE, SAFETENSORS_TABLE, TRAINING_ONLY, SadTalkerNets, load_mapping, load_sadtalker,
@@ -578,3 +578,41 @@ def test_optimized_renderer_follows_weight_changes_and_autograd(monkeypatch):
     volume = volume.clone().requires_grad_()
     net(volume, canonical, driving).sum().backward()  # autograd on: the plain path
     assert volume.grad is not None and torch.isfinite(volume.grad).all()
+
+
+def test_the_networks_make_no_tensor_on_the_cpu_inside(monkeypatch):
+    """With ``--device cuda`` every input and weight lives on the GPU, and a tensor made on the
+    CPU inside a network (a coordinate grid, a constant) stops the run. PyTorch's meta device
+    raises the same way, so the 3DMM network, the keypoint and appearance encoders, MappingNet,
+    the keypoint transform and the generator are run on it here (meta has no autocast: it is
+    turned off, as the fp32 default does on a GPU)."""
+    import contextlib
+
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+    meta = torch.device("meta")
+    torch.manual_seed(0)
+    nets = SadTalkerNets(**TINY_ARCHITECTURE).eval()
+    renderer, recon = nets.renderer.to(meta), nets.recon.to(meta)
+    mapping = MappingNet(coeffs=70, width=16).eval().to(meta)
+    with torch.inference_mode():
+        assert recon(torch.rand(1, 3, 224, 224, device=meta)).shape == (1, 257)
+        canonical, volume = renderer.encode(torch.rand(1, 3, 256, 256, device=meta))
+        motion = mapping(torch.rand(1, 70, 27, device=meta))
+        kp = transform_keypoints(canonical, motion, {"yaw": torch.tensor([5.0], device=meta)})
+        frame = renderer(volume, transform_keypoints(canonical, motion), kp)
+    assert frame.device == meta and frame.shape[:2] == (1, 3)
+
+
+def test_device_choice():
+    from talkinghead.config import Config
+    from talkinghead.neural.backend import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    if torch.cuda.is_available():
+        assert resolve_device("auto") == resolve_device("cuda") == "cuda"
+    else:
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be one of"):
+        Config(device="tpu")

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import (BACKENDS, EMOTIONS, GAZES, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES,
+from .config import (BACKENDS, DEVICES, EMOTIONS, GAZES, Config, FaceConfig, MotionConfig, NUM_POSE_STYLES,
                      VideoConfig)
 from .errors import UserError
 from .face.crop import MODES
@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                           "networks from --checkpoints (needs the [sadtalker] extra)")
     gen.add_argument("--checkpoints", default=None, metavar="DIR",
                      help="folder holding SadTalker_V0.0.2_256/512.safetensors and mapping_*.pth.tar")
+    gen.add_argument("--device", choices=DEVICES, default="auto",
+                     help="where the sadtalker backend's networks run (auto: a CUDA GPU if torch "
+                          "sees one, else the CPU)")
     _add_options(gen)
     gen.set_defaults(func=_generate)
     demo = sub.add_parser("demo", help="animate a bundled portrait with synthesized speech")
@@ -237,6 +240,7 @@ def _config(args: argparse.Namespace) -> Config:
         transcript=_transcript(args.transcript),
         backend=getattr(args, "backend", "embedded"),
         checkpoints=getattr(args, "checkpoints", None),
+        device=getattr(args, "device", "auto"),
     )
 
 

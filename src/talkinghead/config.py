@@ -10,6 +10,7 @@ EMOTIONS = ("neutral", "happy", "sad", "surprised", "angry")
 GAZES = ("natural", "camera", "fixed")
 MAX_FREE_VIEW_DEG = 45.0
 BACKENDS = ("embedded", "sadtalker")
+DEVICES = ("auto", "cpu", "cuda")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?|other")
 
 
@@ -95,7 +96,8 @@ class Config:
     """Everything a generation needs besides its inputs. ``seed`` fixes all randomness;
     ``transcript``: the words spoken, for forced alignment (None: phone recognition).
     ``backend``: one of BACKENDS; ``checkpoints``: the folder of the official SadTalker files
-    (the ``sadtalker`` backend only)."""
+    and ``device`` (one of DEVICES; auto: a CUDA GPU when torch sees one) where its networks
+    run (the ``sadtalker`` backend only)."""
 
     face: FaceConfig = field(default_factory=FaceConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -104,10 +106,13 @@ class Config:
     transcript: str | None = None
     backend: str = "embedded"
     checkpoints: str | None = None
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.backend == "sadtalker" and not self.checkpoints:
             raise ValueError("the sadtalker backend needs --checkpoints DIR (the official "
                              "SadTalker v0.0.2 files)")

@@ -174,7 +174,7 @@ class Pipeline:
         mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
         backend_module.check_supported(cfg)
         backend = backend_module.SadTalkerBackend(
-            cfg.checkpoints, backend_module.model_size(cfg),
+            cfg.checkpoints, backend_module.model_size(cfg), backend_module.resolve_device(cfg.device),
             full=cfg.face.preprocess in ("full", "extfull"))
         timings.face += time.perf_counter() - t
         t = time.perf_counter()

@@ -249,6 +249,17 @@ class SadTalkerBackend:
                 yield plan.compose(_to_uint8(out))
 
 
+def resolve_device(choice: str) -> str:
+    """"auto" | "cpu" | "cuda" → the torch device to run on: "cuda" for auto when torch sees a
+    CUDA GPU; ``UserError`` when "cuda" is asked for and there is none."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA GPU here (a CPU-only build of torch, "
+                        "or no driver); use --device cpu")
+    return choice
+
+
 def resolve_precision(precision: str | None, device: torch.device) -> str:
     """"fp32" | "bf16" | "auto" | None (→ $TALKINGHEAD_PRECISION or DEFAULT_PRECISION) → the
     renderer precision: "fp32", or "bf16" where the device runs it natively."""

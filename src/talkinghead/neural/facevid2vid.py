@@ -52,9 +52,10 @@ WINOGRAD_MIN_CHANNELS = 96
 WINOGRAD_TILE = 4
 
 
-def coordinate_grid(depth: int, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
-    """(D, H, W, 3) grid of (x, y, z), each spanning [−1, 1]."""
-    axes = [2 * (torch.arange(n, dtype=dtype) / (n - 1)) - 1 for n in (width, height, depth)]
+def coordinate_grid(depth: int, height: int, width: int, dtype=torch.float32,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """(D, H, W, 3) grid of (x, y, z), each spanning [−1, 1], on ``device``."""
+    axes = [2 * (torch.arange(n, dtype=dtype, device=device) / (n - 1)) - 1 for n in (width, height, depth)]
     z, y, x = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
     return torch.stack([x, y, z], dim=-1)
 
@@ -233,7 +234,7 @@ class KeypointDetector(nn.Module):
         logits = self.heatmap(self.up(h.view(b, c // self.depth, self.depth, hh, ww)))
         shape = logits.shape
         heat = torch.softmax(logits.view(b, shape[1], -1) / self.temperature, dim=2).view(shape)
-        grid = coordinate_grid(*shape[2:], dtype=heat.dtype)
+        grid = coordinate_grid(*shape[2:], dtype=heat.dtype, device=heat.device)
         return (heat.unsqueeze(-1) * grid).sum(dim=(2, 3, 4))
 
 
@@ -292,7 +293,7 @@ class Hourglass3d(nn.Module):
 
 def keypoint_gaussians(kp: torch.Tensor, shape: tuple[int, int, int], variance: float = 0.01) -> torch.Tensor:
     """Keypoints (B, K, 3) → Gaussian blobs on the [−1,1]³ grid (B, K, D, H, W)."""
-    grid = coordinate_grid(*shape, dtype=kp.dtype)
+    grid = coordinate_grid(*shape, dtype=kp.dtype, device=kp.device)
     diff = grid[None, None] - kp[:, :, None, None, None, :]
     return torch.exp(-0.5 * (diff ** 2).sum(-1) / variance)
 
@@ -312,7 +313,7 @@ class DenseMotion(nn.Module):
 
     def sparse_motions(self, shape, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.Tensor:
         """Identity plus, per keypoint, grid − x_d + x_s: (B, K+1, D, H, W, 3)."""
-        grid = coordinate_grid(*shape, dtype=kp_source.dtype)[None, None]
+        grid = coordinate_grid(*shape, dtype=kp_source.dtype, device=kp_source.device)[None, None]
         moved = grid - kp_driving[:, :, None, None, None, :] + kp_source[:, :, None, None, None, :]
         return torch.cat([grid.expand(kp_source.shape[0], 1, *grid.shape[2:]), moved], dim=1)
 

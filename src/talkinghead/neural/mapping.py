@@ -49,7 +49,7 @@ def coefficient_windows(coeffs: torch.Tensor) -> torch.Tensor:
 
 def bins_to_degrees(logits: torch.Tensor) -> torch.Tensor:
     """66-bin logits (B, 66) → degrees (B,): softmax expectation · 3 − 99."""
-    index = torch.arange(logits.shape[1], dtype=logits.dtype)
+    index = torch.arange(logits.shape[1], dtype=logits.dtype, device=logits.device)
     return (torch.softmax(logits, dim=1) * index).sum(dim=1) * 3 - 99
 
 
@@ -74,6 +74,6 @@ def transform_keypoints(canonical: torch.Tensor, motion: dict[str, torch.Tensor]
     degrees = {k: bins_to_degrees(motion[k]) for k in ("yaw", "pitch", "roll")}
     degrees.update(angles or {})
     rot = rotation_matrix(degrees["yaw"], degrees["pitch"], degrees["roll"])
-    t = motion["t"] * torch.tensor([0.0, 1.0, 0.0], dtype=motion["t"].dtype)
+    t = motion["t"] * torch.tensor([0.0, 1.0, 0.0], dtype=motion["t"].dtype, device=motion["t"].device)
     rotated = torch.einsum("bmp,bkp->bkm", rot, canonical)
     return rotated + t[:, None, :] + motion["exp"].view(motion["exp"].shape[0], -1, 3)
