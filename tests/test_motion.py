@@ -131,10 +131,13 @@ def test_emotions_are_layered_on_speech(emotion):
     jaw, close = CHANNELS.index("jaw_open"), CHANNELS.index("lip_close")
     assert np.array_equal(felt.expression[:, [jaw, close]], neutral.expression[:, [jaw, close]])
     assert np.abs(double.expression - neutral.expression)[-25:].max() > 1.5 * np.abs(delta[-25:]).max()
-    key = {"happy": "smile", "sad": "brow_raise", "surprised": "brow_raise", "angry": "brow_lower"}
-    assert delta[-1, CHANNELS.index(key[emotion])] > 0.3
+    key = {"happy": "smile", "sad": "smile", "surprised": "brow_raise", "angry": "brow_lower"}
+    assert abs(delta[-1, CHANNELS.index(key[emotion])]) > 0.3    # sad: the corners turn down
     brow = CHANNELS.index("brow_raise")   # speech's brow raises stop at a full raise
     assert felt.expression[:, brow].max() <= 1 + 1e-6 and double.expression[:, brow].max() <= 2 + 1e-6
+    if emotion == "angry":                # and a frown holds the brows down through speech
+        speech_raises = neutral.expression[25:, brow]
+        assert np.all(felt.expression[25:, brow] <= 0.25 * speech_raises + 1e-6)
 
 
 def test_unknown_emotion_is_refused():

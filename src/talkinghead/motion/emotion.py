@@ -17,23 +17,25 @@ ROUNDING = ("lip_pucker", "lip_funnel", "lip_close")
 class Emotion:
     """``expression``: channel weights at strength 1; ``pitch_deg``: held head pitch (positive
     = chin down); ``motion_gain``: multiplies head-motion amplitude; ``blink_gain``: multiplies
-    the blink rate."""
+    the blink rate; ``speech_brows``: multiplies the brow raises of speech (a frown holds the
+    brows down)."""
 
     expression: dict[str, float] = field(default_factory=dict)
     pitch_deg: float = 0.0
     motion_gain: float = 1.0
     blink_gain: float = 1.0
+    speech_brows: float = 1.0
 
 
 EMOTION_PROFILES: dict[str, Emotion] = {
     "neutral": Emotion(),
     "happy": Emotion({"smile": 0.9, "lip_stretch": 0.15, "brow_raise": 0.15}, -1.0, 1.25, 1.0),
     "sad": Emotion({"smile": -0.45, "brow_raise": 0.35, "brow_lower": 0.25, "lip_press": 0.3},
-                   3.5, 0.6, 0.8),
+                   3.5, 0.6, 0.8, 0.4),
     "surprised": Emotion({"brow_raise": 1.0, "upper_lip_raise": 0.2, "lip_funnel": 0.15},
                          -2.5, 1.1, 0.6),
     "angry": Emotion({"brow_lower": 1.0, "lip_press": 0.6, "lip_stretch": 0.2, "smile": -0.2},
-                     2.0, 0.9, 1.2),
+                     2.0, 0.9, 1.2, 0.2),
 }
 
 
@@ -51,6 +53,9 @@ def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,
     if not emotion.expression or strength == 0 or len(out) == 0:
         return out
     envelope = _fade_in(len(out), fps) * np.float32(strength)
+    if "brow_raise" in channels:
+        damp = np.clip(envelope, 0, 1) * (1 - emotion.speech_brows)
+        out[:, channels.index("brow_raise")] *= 1 - damp
     rounding = np.zeros(len(out), np.float32)
     for name in ROUNDING:
         if name in channels:
