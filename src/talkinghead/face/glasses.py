@@ -2,9 +2,10 @@
 
 A blink carries the lid skin down with the lid (``model._lid_skin_follow``); a frame lying on
 that skin would bend with it. Above each eye, between the upper lid and the brow, the bar's
-lower edge is a long, sharp step from light skin below to a darker bar above that reaches
+lower edge is a long, sharp step from light skin below to a dark band above that reaches
 past the eye's outer corner, at about the same height over both eyes. Eye make-up, lid
-creases and brows give weaker, shorter or lopsided edges.
+creases and brows give weaker, shorter or lopsided edges; thin wire frames and lid creases
+give a line, not a band (they are left to bend slightly with the lid).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ STRONG_STEP = 12.0         # ... and the share of its columns with at least this
 MIN_SHARE = 0.65
 GAP_IOD = (0.07, 0.2)      # ... the edge's mean height above the upper lid ...
 MAX_GAP_DIFFERENCE_IOD = 0.06  # ... and how much that may differ between the eyes
+MIN_BAR_CONTRAST = 40.0    # ... and how much darker (L*) a bar is just above its edge than below ...
+BAR_ROWS = 4               # ... over this many rows of the aligned picture (0.04 IOD) on either side
 EDGE_SMOOTH_COLS = 1.5     # the traced edge is smoothed along itself over this many columns (sigma)
 # upper lid and the brow's lower contour of each eye, left first
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_BROW[:5]), (R.RIGHT_UPPER_LID, R.RIGHT_BROW[:5]))
@@ -50,10 +53,22 @@ def find_rims(image: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarr
     gaps = [e.gap for e in edges]
     if (np.median(steps) < MIN_STEP or min((e.step >= STRONG_STEP).mean() for e in edges) < MIN_SHARE
             or not GAP_IOD[0] <= min(gaps) <= max(gaps) <= GAP_IOD[1]
-            or abs(gaps[0] - gaps[1]) > MAX_GAP_DIFFERENCE_IOD):
+            or abs(gaps[0] - gaps[1]) > MAX_GAP_DIFFERENCE_IOD
+            or min(_bar_contrast(luma, e.path) for e in edges) < MIN_BAR_CONTRAST):
         return None
     left, right = ((e.path @ to_image[:, :2].T + to_image[:, 2]).astype(np.float32) for e in edges)
     return left, right
+
+
+def _bar_contrast(luma: np.ndarray, path: np.ndarray) -> float:
+    """How much darker (L*, 0-255) the BAR_ROWS just above an edge ((K, 2) aligned ``path``)
+    are than the rows just below it: a bar is a dark band, a wire or a lid crease a line."""
+    cols, rows = path[:, 0].astype(int), np.round(path[:, 1]).astype(int)
+
+    def mean_over(offsets: range) -> float:
+        return float(np.mean([luma[np.clip(rows + d, 0, luma.shape[0] - 1), cols] for d in offsets]))
+
+    return mean_over(range(2, 2 + BAR_ROWS)) - mean_over(range(-1 - BAR_ROWS, -1))
 
 
 def _eye_aligned(image: np.ndarray, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
