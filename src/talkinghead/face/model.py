@@ -25,7 +25,7 @@ HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
 LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
 LID_SKIN_HOLD = 0.08                      # IOD above the lid margin that moves with it in a blink (lashes)
 LID_SKIN_REACH = 0.12                     # IOD further up over which lid skin follows a blink
-RIM_FULL_SHARE = 0.7                      # under a glasses rim, no further up than this share of the way to the lid
+RIM_FULL_SHARE = 0.7                      # under a glasses rim: full follow from no higher than this share rim→lid
 
 
 def fit_framed(framing: Framing, mesh: np.ndarray) -> FaceFit:

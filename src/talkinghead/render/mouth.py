@@ -350,9 +350,10 @@ def _with_tongue(picture: np.ndarray, above_lower: np.ndarray, gap: np.ndarray,
     """The (h, w, 3) float32 cavity ``picture`` with the tongue laid in: a dome resting on
     the lower lip, rising with the opening (TONGUE_*), half the lips' colour and half a
     tongue pink as bright as the skin, lit at its front, in shadow towards its top edge (the
-    back of the mouth), the corners and the lower lip's inner edge. ``above_lower``: (h, w) px from each pixel
-    up to the lower lip's inner edge (negative below it); ``gap``: (1, w) opening, px;
-    ``across``: (1, w) share of the half-width from the middle. Thin openings show none."""
+    back of the mouth), the corners and the lower lip's inner edge. ``above_lower``: (h, w)
+    px from each pixel up to the lower lip's inner edge (negative below it); ``gap``: (1, w)
+    opening, px; ``across``: (1, w) share of the half-width from the middle. Thin openings
+    show none."""
     dome = np.sqrt(np.clip(1 - (across / TONGUE_HALF_WIDTH) ** 2, 0, 1))
     rise = np.clip(TONGUE_SHARE * (gap - TONGUE_FROM_IOD * look.iod), 0, TONGUE_IOD * look.iod)
     height = rise * dome

@@ -38,7 +38,7 @@ RIM_REACH_IOD = (0.1, 0.35)  # with glasses, eye boxes reach this far past the l
 EYES = ((R.LEFT_UPPER_LID, R.LEFT_LOWER_LID), (R.RIGHT_UPPER_LID, R.RIGHT_LOWER_LID))  # blink_left, _right
 IRISES = (R.LEFT_IRIS, R.RIGHT_IRIS)
 MIN_TURN_PX = 0.05  # an eye shift below this (pixels) is not drawn
-GLASSES_BROW_GAIN = 0.35  # brows rise this much less behind glasses, whose frames they bend
+GLASSES_BROW_GAIN = 0.35  # behind glasses brows rise this share as far (they bend the frame)
 FOLDING_REGIONS = (  # eye and mouth openings: the warp may fold there (lids and lips close)
     *(np.concatenate(eye) for eye in EYES),
     np.concatenate([R.UPPER_INNER, R.LOWER_INNER]),
