@@ -141,6 +141,30 @@ def test_delete_cancels_a_running_job(server, portrait_path):
     assert client.get("/healthz").json()["jobs"]["running"] == 0
 
 
+def test_a_restarted_server_takes_back_its_jobs(tmp_path, portrait_path, hello_wav):
+    """Jobs survive a restart of the server: a finished one is still served, and the one the
+    stop interrupted and the one still queued run again; a job folder without a saved state
+    (a job never submitted) is removed."""
+    data = tmp_path / "data"
+    with TestClient(create_app(Settings(data_dir=data, workers=1))) as client:
+        done = submit(client, portrait_path, hello_wav, size=64).json()["id"]
+        assert wait_for(client, done)["status"] == "done"
+        text = "This sentence is long enough to keep the worker busy for a while. " * 3
+        busy = submit(client, portrait_path, text=text, size=128).json()["id"]
+        waiting = submit(client, portrait_path, hello_wav, size=64).json()["id"]
+        assert wait_for(client, busy, statuses=("running",))["status"] == "running"
+    stray = data / "jobs" / ("f" * 32)
+    stray.mkdir()
+    with TestClient(create_app(Settings(data_dir=data, workers=1))) as client:
+        assert client.get(f"/v1/videos/{done}").json()["status"] == "done"
+        assert client.get(f"/v1/videos/{done}/video").status_code == 200
+        assert client.get(f"/v1/videos/{waiting}").json()["status"] == "queued"
+        for job_id in (busy, waiting):
+            assert wait_for(client, job_id)["status"] == "done"
+            assert client.get(f"/v1/videos/{job_id}/video").status_code == 200
+        assert not stray.exists()
+
+
 def test_video_of_an_unfinished_job_is_409(server, portrait_path, hello_wav):
     client, _, _ = server
     job_id = submit(client, portrait_path, hello_wav, size=64).json()["id"]

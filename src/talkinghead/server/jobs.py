@@ -12,7 +12,8 @@ thread, because:
 
 The fork server is single-threaded, so forking it is safe although the web server runs threads.
 Job ids are server-made uuid4 hex strings and folder names; nothing a client sends names a file.
-Jobs live only in memory: folders left by an earlier run of the server are removed on start.
+Each job's state is also kept in its folder (``STATE``), so a restarted server takes its jobs
+back: finished ones until they expire, queued ones and those a stop interrupted queued again.
 Finished jobs (done, failed) are removed ``ttl_s`` seconds after they finish.
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ FINISHED = frozenset({DONE, FAILED})
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _POLL_S = 0.1
 _TERMINATE_GRACE_S = 5.0
+STATE = "state.json"
+_SAVED = ("created", "status", "started", "finished", "error", "frames_done", "frames_total")
 
 
 @dataclass
@@ -59,6 +62,21 @@ class Job:
         """Where the mp4 is (once ``status`` is done)."""
         return self.folder / VIDEO
 
+    def save(self) -> None:
+        """Write the job's state to its folder (atomically: a crash leaves the old one)."""
+        tmp = self.folder / (STATE + ".tmp")
+        tmp.write_text(json.dumps({k: getattr(self, k) for k in _SAVED}), encoding="utf-8")
+        tmp.replace(self.folder / STATE)
+
+    @classmethod
+    def load(cls, folder: Path) -> Job | None:
+        """The job saved in ``folder``; None when it holds no readable state."""
+        try:
+            state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+            return cls(folder.name, folder, **{k: state[k] for k in _SAVED})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
 
 class JobManager:
     """Accepts jobs up to a queue limit, runs them on ``workers`` processes, expires them."""
@@ -78,16 +96,17 @@ class JobManager:
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Create the data directory, clear what an earlier run left, start the threads."""
+        """Create the data directory, take back an earlier run's jobs, start the threads."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _remove_stale_folders(self.root)
+        self._recover()
         _fork_context()  # start the fork server now, not on the first request
         for i in range(self.workers):
             self._spawn(self._work, f"talkinghead-worker-{i}")
         self._spawn(self._janitor, "talkinghead-janitor")
 
     def stop(self) -> None:
-        """Stop every running job and the threads; queued jobs are dropped."""
+        """Stop every running job and the threads; queued and interrupted jobs stay on disk,
+        for the next start."""
         self._stopping.set()
         with self._lock:
             for job in self._jobs.values():
@@ -95,6 +114,30 @@ class JobManager:
         for t in self._threads:
             t.join(timeout=_TERMINATE_GRACE_S + 1)
         self._threads.clear()
+
+    def _recover(self) -> None:
+        """Take back the jobs in the data directory: finished ones as they were (a done one
+        only with its video), queued and interrupted ones queued again, oldest first. Folders
+        without a readable state (a job not yet submitted) are removed."""
+        jobs = []
+        for child in self.root.iterdir():
+            if not (child.is_dir() and JOB_ID.match(child.name)):
+                continue
+            job = Job.load(child)
+            if job is None or (job.status == DONE and not job.video.is_file()):
+                shutil.rmtree(child, ignore_errors=True)
+                continue
+            if job.status not in FINISHED:
+                job.status, job.started, job.frames_done, job.frames_total = QUEUED, None, 0, 0
+                (child / OUTCOME).unlink(missing_ok=True)
+                job.save()
+            jobs.append(job)
+        with self._lock:
+            for job in sorted(jobs, key=lambda j: j.created):
+                self._jobs[job.id] = job
+                if job.status == QUEUED:
+                    self._queue.put(job.id)
+        self.expire()
 
     def _spawn(self, target, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -126,6 +169,7 @@ class JobManager:
             if queued >= self.limits.max_queued:
                 raise LimitError(429, "queue_full", "the queue is full; try again in a minute")
             self._jobs[job.id] = job
+            job.save()
         self._queue.put(job.id)
 
     def discard(self, job: Job) -> None:
@@ -194,6 +238,7 @@ class JobManager:
             if job is None or job.status != QUEUED or job.cancel.is_set():
                 return None
             job.status, job.started = RUNNING, time.time()
+            job.save()
             return job
 
     def _run(self, job: Job) -> None:
@@ -205,7 +250,8 @@ class JobManager:
         proc.start()
         timed_out = self._watch(job, proc, shared)
         if job.cancel.is_set():
-            shutil.rmtree(job.folder, ignore_errors=True)
+            if not self._stopping.is_set():  # a cancel; a stop leaves the job for the next start
+                shutil.rmtree(job.folder, ignore_errors=True)
             return
         self._finish(job, proc.exitcode, timed_out)
 
@@ -228,6 +274,7 @@ class JobManager:
             job.status, job.error = (FAILED, error) if error else (DONE, None)
             if job.status == DONE:
                 job.frames_done = job.frames_total
+            job.save()
 
     # ---------------------------------------------------------------------------- expiry
 
