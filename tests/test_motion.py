@@ -167,6 +167,37 @@ def test_blinks_have_natural_rate_duration_and_shape():
     assert np.mean(rest > 0.5) < 0.05                          # never resting half closed
 
 
+def test_blinks_fall_in_pauses_without_changing_the_rate_or_splitting_pairs():
+    """A blink due mid-word waits (at most BlinkSchedule.MAX_WAIT_S) for the jaw to rest, so
+    more blinks begin while the jaw is still; the rate and the double blinks stay as drawn,
+    and with no speech the blinks come exactly as drawn. Chunks do not matter."""
+    from talkinghead.motion.blink import BlinkSchedule
+
+    fps, n = 25.0, 25 * 600
+    rng = np.random.default_rng(5)
+    jaw = np.zeros(n, np.float32)
+    t = 0
+    while t < n:                                       # phrases of 1.5-3.5 s, pauses 0.3-0.9 s
+        length = min(int(rng.uniform(1.5, 3.5) * fps), n - t)
+        jaw[t:t + length] = 0.3 + 0.2 * np.sin(np.arange(length) * 2.1)   # syllables
+        t += length + int(rng.uniform(0.3, 0.9) * fps)
+    drawn = BlinkSchedule(np.random.default_rng(7), fps, n).take(n)
+    np.testing.assert_allclose(drawn, blink_track(np.random.default_rng(7), fps, n), atol=1e-6)
+    timed = BlinkSchedule(np.random.default_rng(7), fps, n).take(n, jaw)
+    chunked = BlinkSchedule(np.random.default_rng(7), fps, n)
+    parts = np.concatenate([chunked.take(b - a, jaw[a:b]) for a, b in zip(range(0, n, 333),
+                                                                       list(range(333, n, 333)) + [n])])
+    assert np.array_equal(timed, parts)
+
+    def onsets(b):
+        return np.flatnonzero((b[1:] > 0.05) & (b[:-1] <= 0.05)) + 1
+    still = jaw < 0.05
+    share = {k: np.mean([still[i] for i in onsets(b)]) for k, b in (("drawn", drawn), ("timed", timed))}
+    assert share["timed"] > 1.8 * share["drawn"] and len(onsets(timed)) == len(onsets(drawn))
+    pairs = lambda b: np.sum(np.diff(onsets(b)) < 0.8 * fps)   # noqa: E731
+    assert pairs(timed) == pairs(drawn) > 0
+
+
 def test_idle_motion_breathes_and_blinks_with_a_resting_mouth():
     m = make_motion(silence(12.0), CHANNELS, FPS, MotionConfig(), seed=4)
     assert m.num_frames == 300

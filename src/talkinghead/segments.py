@@ -166,11 +166,12 @@ class Segmenter:
         """A block of ``track``'s kind from its (n, C) ``expression`` and (n, 6) ``pose``, with
         the video's next n frames of blinks and gaze (and the glances' blinks)."""
         n = len(pose)
-        targets, glance_blinks = self.gaze.take(n, expression[:, track.channels.index("jaw_open")])
+        jaw = expression[:, track.channels.index("jaw_open")]
+        targets, glance_blinks = self.gaze.take(n, jaw)
         expression = with_gaze(expression, track.channels, pose, targets, self.config.motion.gaze)
         return MotionTrack(fps=track.fps, channels=track.channels,
                            expression=expression.astype(np.float32), pose=pose.astype(np.float32),
-                           blink=np.maximum(self.blinks.take(n), glance_blinks), meta=track.meta)
+                           blink=np.maximum(self.blinks.take(n, jaw), glance_blinks), meta=track.meta)
 
     def _blend(self, new: MotionTrack, old_rows: slice) -> MotionTrack:
         """Frames where the previous segment (its ``old_rows``) hands over to ``new``."""

@@ -62,26 +62,70 @@ def lid_profile(t: np.ndarray, length: float) -> np.ndarray:
 
 
 class BlinkSchedule:
-    """Eyelid closure for consecutive frames from one seeded generator: ``blink_track`` of the
-    whole video at once when its length is known (as ``make_motion`` draws it), else drawn in
-    blocks of ``BLOCK_S`` as frames are asked for (a live stream). Frames given out are
-    forgotten, so memory stays flat."""
+    """Eyelid closure for consecutive frames from one seeded generator: the blinks of
+    ``blink_times`` for the whole video when its length is known (as ``make_motion`` draws
+    them), else drawn in blocks of ``BLOCK_S`` as frames are asked for (a live stream). Speakers
+    blink in pauses rather than mid-word: a blink that falls due while the jaw moves waits
+    until it has been still for ``PAUSE_S``, at most ``MAX_WAIT_S``; the next blink comes no
+    sooner than MIN_INTERVAL_S after it (the second of a pair keeps its distance), the others
+    as drawn, so the rate stays. Frames given out are forgotten: memory stays flat."""
 
     BLOCK_S = 30.0
+    PAUSE_S = 0.12
+    MAX_WAIT_S = 0.8
+    QUIET_JAW = 0.05
 
     def __init__(self, rng: np.random.Generator, fps: float, num_frames: int | None = None,
                  rate_gain: float = 1.0, enabled: bool = True):
         self.rng, self.fps, self.rate_gain, self.enabled = rng, fps, rate_gain, enabled
-        self.track = np.zeros(0, np.float32)  # the frames not given out yet
+        self.frame = 0
+        self.pending: list[tuple[float, float]] = []  # (start, length) s as drawn, not begun
+        self.begun: list[tuple[float, float]] = []    # (start, length) s as shown, not over
+        self.last = (-np.inf, -np.inf)                # the last begun blink: drawn, shown start
+        self.drawn = 0.0                              # blinks are drawn up to this time, s
+        self.quiet_s = 0.0                            # how long the jaw has been still, s
         if num_frames is not None and enabled:
-            self.track = blink_track(rng, fps, num_frames, rate_gain)
+            self.pending, self.drawn = blink_times(rng, num_frames / fps, rate_gain), np.inf
 
-    def take(self, count: int) -> np.ndarray:
-        """(count,) float32 closure of the next ``count`` frames."""
+    def take(self, count: int, jaw: np.ndarray | None = None) -> np.ndarray:
+        """(count,) float32 closure of the next ``count`` frames; ``jaw``: their (count,)
+        ``jaw_open`` (None: no speech, the blinks come as drawn)."""
         if not self.enabled:
             return np.zeros(count, np.float32)
-        while len(self.track) < count:
-            block = blink_track(self.rng, self.fps, int(self.BLOCK_S * self.fps), self.rate_gain)
-            self.track = np.concatenate([self.track, block])
-        out, self.track = self.track[:count], self.track[count:]
-        return out
+        for k in range(count):
+            t = (self.frame + k) / self.fps
+            quiet = jaw is None or jaw[k] < self.QUIET_JAW
+            self.quiet_s = self.quiet_s + 1.0 / self.fps if quiet else 0.0
+            self._draw(t + 1.0)
+            while self.pending and self._due() <= t and not self._waits(t):
+                start, length = self.pending.pop(0)
+                shown = t if t - self._due(start) >= 1.0 / self.fps else self._due(start)
+                self.begun.append((shown, length))
+                self.last = (start, shown)
+        frames = np.arange(self.frame, self.frame + count)
+        out = np.zeros(count, np.float32)
+        for start, length in self.begun:
+            out = np.maximum(out, one_blink(frames, self.fps, start, length))
+        self.frame += count
+        self.begun = [(s, n) for s, n in self.begun if s + n > self.frame / self.fps]
+        return out.astype(np.float32)
+
+    def _due(self, start: float | None = None) -> float:
+        """When the next pending blink (drawn at ``start``) is due, seconds."""
+        start = self.pending[0][0] if start is None else start
+        drawn, shown = self.last
+        if start - drawn < MIN_INTERVAL_S:  # the second of a pair
+            return shown + start - drawn
+        return max(start, shown + MIN_INTERVAL_S)
+
+    def _waits(self, t: float) -> bool:
+        """Whether the next blink, due now, waits for the jaw to be still."""
+        due, paired = self._due(), self.pending[0][0] - self.last[0] < MIN_INTERVAL_S
+        return not paired and self.quiet_s < self.PAUSE_S and t - due < self.MAX_WAIT_S
+
+    def _draw(self, until: float) -> None:
+        """Draw blinks in BLOCK_S blocks until ``until`` s (a video of unknown length)."""
+        while self.drawn < until:
+            block = blink_times(self.rng, self.BLOCK_S, self.rate_gain)
+            self.pending += [(self.drawn + s, n) for s, n in block]
+            self.drawn += self.BLOCK_S

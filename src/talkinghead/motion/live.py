@@ -178,10 +178,11 @@ class LiveMotion:
         if not rows:
             return []
         expression, pose = (np.stack(x) for x in zip(*rows))
-        targets, glance_blinks = self.gaze.take(len(rows), expression[:, self.channels.index("jaw_open")])
+        jaw = expression[:, self.channels.index("jaw_open")]
+        targets, glance_blinks = self.gaze.take(len(rows), jaw)
         expression = with_gaze(expression, self.channels, pose, targets, self.config.motion.gaze)
         return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression, pose=pose,
-                            blink=np.maximum(self.blinks.take(len(rows)), glance_blinks), meta={})]
+                            blink=np.maximum(self.blinks.take(len(rows), jaw), glance_blinks), meta={})]
 
     def _hop_index(self, t: float) -> int:
         """Index of the 10 ms hop whose window is centred nearest ``t`` seconds."""

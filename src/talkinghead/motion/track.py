@@ -5,7 +5,7 @@ import numpy as np
 
 from ..config import MotionConfig
 from ..types import AudioFeatures, MotionTrack, ReferenceMotion
-from .blink import blink_track
+from .blink import BlinkSchedule
 from .emotion import apply_emotion, emotion_profile
 from .expression import expression_track
 from .gaze import GazeSchedule, gaze_rng, with_gaze
@@ -38,10 +38,10 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
                  1 + (emotion.motion_gain - 1) * strength, emotion.pitch_deg * strength)
     if ref_blink is not None:
         blink = reference_blink(ref_blink, fps, n)
-    elif config.blink:
-        blink = blink_track(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength)
     else:
-        blink = np.zeros(n, dtype=np.float32)
+        schedule = BlinkSchedule(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength,
+                                 config.blink)
+        blink = schedule.take(n, expression[:, channels.index("jaw_open")])
     gaze = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural",
                         blinks=config.blink and ref_blink is None)
     targets, glance_blinks = gaze.take(n, expression[:, channels.index("jaw_open")])
