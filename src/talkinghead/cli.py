@@ -245,9 +245,13 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _transcript(value: str | None) -> str | None:
-    """The text of a text-or-.txt-file option."""
+    """The text of a text-or-.txt-file option; ``UserError`` for a .txt path that is not a file
+    (rather than speaking or aligning its name)."""
     if _text_file(value):
         return Path(value).read_text(encoding="utf-8", errors="replace")
+    if value and value.strip().lower().endswith(".txt") and not any(c.isspace() for c in value.strip()):
+        raise UserError(f"text file not found: {value}. Give the words themselves, or the path "
+                        "of a .txt file")
     return value
 
 
