@@ -206,6 +206,16 @@ def test_the_eyes_hold_the_viewer_as_the_head_turns():
     assert not eye_turn(targets, pose, "fixed").any()
 
 
+def test_the_eyes_look_down_against_a_head_tipped_back_but_never_up():
+    """Eye contact against pitch: a head tipped back (chin up, negative pitch) turns the eyes
+    down by EYE_CONTACT of it; a nod (chin down) would need them up, which is never drawn."""
+    pitch = np.radians(np.linspace(-10, 10, 21))
+    pose = np.zeros((21, 6), np.float32)
+    pose[:, 0] = pitch
+    down = eye_turn(np.zeros((21, 2)), pose, "camera")[:, 1] * UNIT_DEG
+    assert np.allclose(down, np.clip(-EYE_CONTACT * np.degrees(pitch), 0, None), atol=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["camera", "fixed"])
 def test_the_cli_writes_the_gaze_of_its_mode(portrait_path, tmp_path, mode):
     out, motion = tmp_path / "idle.mp4", tmp_path / "idle.json"
@@ -213,8 +223,8 @@ def test_the_cli_writes_the_gaze_of_its_mode(portrait_path, tmp_path, mode):
                  "--gaze", mode, "--export-motion", str(motion), "-o", str(out), "--quiet"]) == 0
     data = json.loads(motion.read_text())
     gaze = np.column_stack([data["expression"]["gaze_x"], data["expression"]["gaze_y"]])
-    yaw = np.array(data["pose"]["yaw"])
+    pitch, yaw = np.array(data["pose"]["pitch"]), np.array(data["pose"]["yaw"])
     assert np.abs(yaw).max() > 0.001
-    expected = eye_turn(np.zeros((len(yaw), 2)), np.column_stack([0 * yaw, yaw, 0 * yaw]), mode)
+    expected = eye_turn(np.zeros((len(yaw), 2)), np.column_stack([pitch, yaw, 0 * yaw]), mode)
     assert np.allclose(gaze, expected, atol=1e-5) and (mode == "fixed") == (not gaze.any())
     assert data["meta"]["gaze"] == mode

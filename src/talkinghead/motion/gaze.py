@@ -122,11 +122,14 @@ def gaze_rng(seed: int) -> np.random.Generator:
 
 def eye_turn(targets: np.ndarray, pose: np.ndarray, mode: str) -> np.ndarray:
     """(T, 2) float32 ``gaze_x``, ``gaze_y`` values: (T, 2) ``targets`` in degrees and the
-    head's yaw from (T, 6) ``pose`` (radians), for a gaze ``mode`` (``config.GAZES``)."""
+    head's yaw and pitch from (T, 6) ``pose`` (radians), for a gaze ``mode``
+    (``config.GAZES``). Eye contact turns the eyes back against the yaw, and down against a
+    head tipped back (not up against a nod: the eyes never look up)."""
     out = np.zeros((len(pose), 2), np.float32)
     if mode == "fixed":
         return out
     out[:, 0] = -EYE_CONTACT * np.degrees(pose[:, 1])
+    out[:, 1] = -EYE_CONTACT * np.degrees(pose[:, 0])
     if mode == "natural":
         out += targets
     out[:, 0] = np.clip(out[:, 0], -MAX_EYE_DEG, MAX_EYE_DEG)
