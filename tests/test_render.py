@@ -428,3 +428,16 @@ def test_a_closed_eye_opening_covers_no_pixel():
     mask = between_curves(upper, opened, (40, 60))
     polygon = polygon_mask(np.concatenate([upper, opened[-2:0:-1]]), (40, 60))
     assert np.abs(mask - polygon)[:, 15:46].max() < 1e-6
+
+
+def test_the_eyelid_layers_fade_in_without_a_pop(crop):
+    """As a blink (or a lid following the eyes down) begins, the eyeball and lid layers take
+    over from the plain warp: a closure just past EYEBALL_MIN_CLOSURE looks like one just
+    before it (before they faded in, some 60 pixels of the lash line jumped by up to 75 grey
+    levels), and so does a step across EYEBALL_FULL_CLOSURE."""
+    from talkinghead.render.renderer import EYEBALL_FULL_CLOSURE, EYEBALL_MIN_CLOSURE
+
+    e, pose = _neutral(crop), _pose()
+    for edge in (EYEBALL_MIN_CLOSURE, EYEBALL_FULL_CLOSURE):
+        before, after = (crop.render(e, pose, edge + d).astype(int) for d in (-0.001, 0.001))
+        assert np.sum(np.abs(before - after).max(axis=-1) > 8) <= 3   # a pixel of the rim's hold

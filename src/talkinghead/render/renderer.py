@@ -26,7 +26,8 @@ STRETCH_FROM = 1.15  # the photo's own interior is shown up to this × its lip g
 STRETCH_FADE = 0.5   # ... painted over within this × its gap more (+ STRETCH_FADE_IOD)
 STRETCH_FADE_IOD = 0.02
 MOUTH_AREA_IOD = 0.25  # the photo's sharpness is judged on the lips and this much around them
-EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn
+EYEBALL_MIN_CLOSURE = 0.02  # lid closure from which the eyeball layer is drawn, ...
+EYEBALL_FULL_CLOSURE = 0.08  # ... faded in up to this closure over the frame without it
 EYEBALL_INSET_PX = 1.0  # the eyeball shows this far inside the lid contour (lashes stay)
 LID_SKIN_BAND = (0.12, 0.5)  # lid skin shown over a closing eye: this band above the upper lid,
                             # in openings (clear of the lash line, which moves down as a strip)
@@ -117,11 +118,20 @@ class Renderer:
         warp_into(window, self.source, backward)
         turns = self._eye_turns(expression)
         lids = self._lid_weights(expression, blink)
-        if float(np.max(lids)) > EYEBALL_MIN_CLOSURE:
+        closure = float(np.max(lids))
+        turned = any(max(abs(along), drop) >= MIN_TURN_PX for along, drop in turns)
+        if closure <= EYEBALL_MIN_CLOSURE:
+            if turned:
+                self._turn_eyes(window, backward, mesh, turns)
+        else:
+            open_eyes = window.copy() if closure < EYEBALL_FULL_CLOSURE else None
+            if open_eyes is not None and turned:
+                self._turn_eyes(open_eyes, backward, mesh, turns)
             self._cover_lids(window, backward, mesh)
             self._paint_eyes(window, expression, pose, mesh, folds, lids, backward, turns)
-        elif any(max(abs(along), drop) >= MIN_TURN_PX for along, drop in turns):
-            self._turn_eyes(window, backward, mesh, turns)
+            if open_eyes is not None:  # the lid layers fade in: no pop as a blink begins
+                share = (closure - EYEBALL_MIN_CLOSURE) / (EYEBALL_FULL_CLOSURE - EYEBALL_MIN_CLOSURE)
+                _fade_from(window, open_eyes, share)
         local = mesh[:, :2] - self.origin
         upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
                                      local[R.MOUTH_CORNERS], self.fit.iod)
@@ -419,6 +429,16 @@ class LidLayers(NamedTuple):
     strip_xy: np.ndarray
     lashes: np.ndarray
     lashes_xy: np.ndarray
+
+
+def _fade_from(picture: np.ndarray, before: np.ndarray, share: float) -> None:
+    """``picture`` (H, W, 3) uint8, in place: ``share`` of the way from ``before`` (the same
+    picture before some pixels changed) to itself, in the box of the pixels that differ."""
+    rows, cols = np.nonzero(np.any(picture != before, axis=-1))
+    if len(rows):
+        box = np.s_[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        old = before[box].astype(np.float32)
+        picture[box] = np.round(old + (picture[box] - old) * share).astype(np.uint8)
 
 
 def _frame_xy(backward: BackwardMap, box: tuple[int, int, int, int]) -> np.ndarray:
