@@ -124,14 +124,18 @@ class Renderer:
             if turned:
                 self._turn_eyes(window, backward, mesh, turns)
         else:
-            open_eyes = window.copy() if closure < EYEBALL_FULL_CLOSURE else None
-            if open_eyes is not None and turned:
-                self._turn_eyes(open_eyes, backward, mesh, turns)
+            fade = closure < EYEBALL_FULL_CLOSURE  # the lid layers fade in: no pop as a blink begins
+            if fade:
+                x0, y0, x1, y1 = self._eyes_region(mesh, window.shape)
+                open_eyes = np.empty_like(window)  # only the eyes' region is filled and used
+                open_eyes[y0:y1, x0:x1] = window[y0:y1, x0:x1]
+                if turned:
+                    self._turn_eyes(open_eyes, backward, mesh, turns)
             self._cover_lids(window, backward, mesh)
             self._paint_eyes(window, expression, pose, mesh, folds, lids, backward, turns)
-            if open_eyes is not None:  # the lid layers fade in: no pop as a blink begins
+            if fade:
                 share = (closure - EYEBALL_MIN_CLOSURE) / (EYEBALL_FULL_CLOSURE - EYEBALL_MIN_CLOSURE)
-                _fade_from(window, open_eyes, share)
+                _fade_from(window[y0:y1, x0:x1], open_eyes[y0:y1, x0:x1], share)
         local = mesh[:, :2] - self.origin
         upper, lower = reach_corners(local[R.UPPER_INNER], local[R.LOWER_INNER],
                                      local[R.MOUTH_CORNERS], self.fit.iod)
@@ -291,6 +295,13 @@ class Renderer:
             side = [RIM_REACH_IOD[0] * iod, 0]
             points += [opened[upper[[0, -1]]] - side, opened[upper[[0, -1]]] + side]
         return _box(np.concatenate(points), 3, shape)
+
+    def _eyes_region(self, mesh: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The window box that the eyelid layers may redraw for a lid barely closing (the
+        posed ``mesh``): both eyes' boxes as wide as with glasses."""
+        local = mesh[:, :2] - self.origin
+        boxes = np.array([self._eye_box(local, local, upper, lower, True, shape) for upper, lower in EYES])
+        return (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0))
 
     def _fetch(self, xy: np.ndarray) -> np.ndarray:
         """(h, w, 3) float32 photo window sampled at (h, w, 2) window positions ``xy``."""
