@@ -15,6 +15,9 @@ DOUBLE_BLINK_P = 0.08
 DURATION_S = (0.16, 0.32)
 CLOSE_SHARE = 0.3   # of a blink's length: closing, ...
 HOLD_SHARE = 0.2    # ... then shut (real blinks stay shut for 2-3 frames at 25 fps), then reopening
+QUIET_JAW = 0.05    # jaw_open below this: not speaking
+PAUSE_S = 0.12      # a blink due mid-word waits until the jaw has been quiet this long, ...
+MAX_WAIT_S = 0.8    # ... at most this long
 
 
 def blink_times(rng: np.random.Generator, duration_s: float,
@@ -71,9 +74,6 @@ class BlinkSchedule:
     as drawn, so the rate stays. Frames given out are forgotten: memory stays flat."""
 
     BLOCK_S = 30.0
-    PAUSE_S = 0.12
-    MAX_WAIT_S = 0.8
-    QUIET_JAW = 0.05
 
     def __init__(self, rng: np.random.Generator, fps: float, num_frames: int | None = None,
                  rate_gain: float = 1.0, enabled: bool = True):
@@ -94,7 +94,7 @@ class BlinkSchedule:
             return np.zeros(count, np.float32)
         for k in range(count):
             t = (self.frame + k) / self.fps
-            quiet = jaw is None or jaw[k] < self.QUIET_JAW
+            quiet = jaw is None or jaw[k] < QUIET_JAW
             self.quiet_s = self.quiet_s + 1.0 / self.fps if quiet else 0.0
             self._draw(t + 1.0)
             while self.pending and self._due() <= t and not self._waits(t):
@@ -121,7 +121,7 @@ class BlinkSchedule:
     def _waits(self, t: float) -> bool:
         """Whether the next blink, due now, waits for the jaw to be still."""
         due, paired = self._due(), self.pending[0][0] - self.last[0] < MIN_INTERVAL_S
-        return not paired and self.quiet_s < self.PAUSE_S and t - due < self.MAX_WAIT_S
+        return not paired and self.quiet_s < PAUSE_S and t - due < MAX_WAIT_S
 
     def _draw(self, until: float) -> None:
         """Draw blinks in BLOCK_S blocks until ``until`` s (a video of unknown length)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .blink import DURATION_S, one_blink
+from .blink import DURATION_S, QUIET_JAW, one_blink
 
 UNIT_DEG = 20.0
 EYE_CONTACT = 0.85
@@ -33,7 +33,6 @@ GLANCE_DEG = (6.0, 13.0)
 GLANCE_DOWN = ((0.5, 0.0), (0.3, 0.7), (0.2, 1.0))  # (share, downward part) of the glances
 GLANCE_HOLD_S = (0.4, 1.4)
 GLANCE_BLINK_P = 0.2
-QUIET_JAW = 0.05   # jaw_open below this: not speaking
 PAUSE_S = 0.25
 MAX_WAIT_S = 3.0
 SACCADE_S = 0.04
