@@ -116,6 +116,22 @@ def test_an_open_jaw_paints_a_mouth_interior_darker_than_the_lips(crop):
     assert frame[mask].std() > 10          # shaded, not a flat hole
 
 
+def test_a_wide_open_mouth_tapers_into_its_corners(crop):
+    """The inner lips meet at the corners like a lens (as in the real clips), not along the
+    straight sides of a box: beside each corner the opening is under 0.55 of the middle's
+    (a box's sides made it 0.62-0.66), and the upper lip there follows the jaw down."""
+    closed = crop.posed_mesh(_neutral(crop), _pose(), 0.0)
+    e = _neutral(crop)
+    e[crop.fit.channels.index("jaw_open")] = 1.0
+    mesh = crop.posed_mesh(e, _pose(), 0.0)
+    gap = mesh[R.LOWER_INNER, 1] - mesh[R.UPPER_INNER, 1]
+    assert gap[5] > 0.3 * crop.fit.iod
+    assert gap[1] < 0.55 * gap[5] and gap[-2] < 0.55 * gap[5]
+    assert gap[1] > 0.3 * gap[5] and gap[-2] > 0.3 * gap[5]  # still open there
+    upper = mesh[R.UPPER_INNER, 1] - closed[R.UPPER_INNER, 1]
+    assert upper[1] > 0 and upper[-2] > 0 and upper[5] <= 0
+
+
 def test_warp_field_without_displacement_is_empty_and_copies():
     angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
     ring = np.column_stack([30 + 8 * np.cos(angles), 20 + 8 * np.sin(angles)])

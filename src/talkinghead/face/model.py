@@ -20,6 +20,8 @@ CHANNELS = (
 )
 JAW_PIVOT = np.array([0.0, -0.75, 0.9])   # face frame, IOD: near the jaw joints
 JAW_DROP = 0.45                           # lower-lip drop at jaw_open = 1, IOD
+JAW_LENS = 0.75                           # lower-lip drop across the mouth: (1 - (x/w)²)^JAW_LENS
+JAW_CORNER = 0.15                         # share of the jaw's drop the upper lip takes at its corners
 LIP_THICKNESS = 0.22                      # IOD, seam to the outer lip contour and a bit more
 HEAD_PIVOT_DEPTH = 0.9                    # IOD behind the mesh centroid
 LOWER_LID_RISE = 0.12                     # share of the eye opening the lower lid closes in a blink
@@ -146,19 +148,25 @@ def _lip_zone(local: np.ndarray, seam: np.ndarray) -> np.ndarray:
 
 
 def _jaw(local: np.ndarray, seam: np.ndarray) -> np.ndarray:
-    """Rotation of the lower face about the jaw joints; the lower lip drops by JAW_DROP."""
+    """Rotation of the lower face about the jaw joints; the lower lip drops by JAW_DROP.
+
+    The opening is lens-shaped, as in real speech: the lower lip's drop tapers towards the
+    corners, and the upper lip beside them follows the corners down."""
     hw = _mouth_half_width(local)
-    lateral = 1 - 0.75 * _smoothstep(hw, 1.3, np.abs(local[:, 0]))
-    arc = np.sqrt(np.clip(1 - (local[:, 0] / (hw * 1.05)) ** 2, 0, 1))
+    x = np.abs(local[:, 0])
+    lateral = 1 - 0.75 * _smoothstep(hw, 1.3, x)
+    arc = np.clip(1 - (x / (hw * 1.05)) ** 2, 0, 1) ** JAW_LENS
     zone = _lip_zone(local, seam)
-    weight = _below_seam(local, seam) * lateral * (1 - zone + zone * (0.25 + 0.75 * arc))
+    below = _below_seam(local, seam)
+    weight = below * lateral * (1 - zone + zone * (0.25 + 0.75 * arc))
+    weight += (1 - below) * zone * JAW_CORNER * _smoothstep(0.4 * hw, 0.95 * hw, x)
     rel = local[:, 1:] - JAW_PIVOT[1:]
     theta = JAW_DROP / np.abs(JAW_PIVOT[2] - local[R.LOWER_INNER[5], 2])
     disp = np.zeros_like(local)
     disp[:, 1] = -rel[:, 1] * theta
     disp[:, 2] = rel[:, 0] * theta
     disp *= weight[:, None]
-    upper = (1 - _below_seam(local, seam)) * zone * arc
+    upper = (1 - below) * zone * arc
     disp[:, 1] -= 0.08 * JAW_DROP * upper
     return disp
 
