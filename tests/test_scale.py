@@ -79,13 +79,7 @@ def workers(redis_url, tmp_path_factory):
     from rq import Worker
 
     logs = tmp_path_factory.mktemp("workers")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    procs = []
-    for i in range(WORKERS):
-        with open(logs / f"w{i}.log", "wb") as log:  # the child keeps its own copy of the file
-            procs.append(subprocess.Popen([sys.executable, "-m", "talkinghead", "worker", "--queue",
-                                           redis_url, "--name", f"w{i}"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT))
+    procs = [_worker(redis_url, f"w{i}", logs / f"w{i}.log") for i in range(WORKERS)]
     conn = Redis.from_url(redis_url)
     deadline = time.monotonic() + START_WAIT_S
     while len(Worker.all(connection=conn)) < WORKERS:
@@ -98,6 +92,15 @@ def workers(redis_url, tmp_path_factory):
     yield procs
     for p in procs:
         _stop(p)
+
+
+def _worker(redis_url: str, name: str, log_path: Path, *options: str) -> subprocess.Popen:
+    """A ``talkinghead worker`` process on the queue, logging to ``log_path``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen([sys.executable, "-m", "talkinghead", "worker", "--queue", redis_url,
+                                 "--name", name, *options], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
 
 
 def _submit(client, portrait: Path, wav: Path, seed: int) -> str:
@@ -193,6 +196,34 @@ def test_cancel_a_queued_job_removes_it_from_the_queue(redis_url, workers, portr
         assert job["status"] == "queued" and job["queue_position"] == 0
         assert client.delete(f"/v1/videos/{job_id}").status_code == 204
     assert not Redis.from_url(redis_url).exists(f"rq:job:{job_id}")
+
+
+def test_a_restarted_server_collects_the_jobs_it_left_on_the_queue(redis_url, portrait_path,
+                                                                  speech_wav, tmp_path):
+    """A stop leaves the waiting jobs on Redis; the next server on the same data directory takes
+    them back, queues again from its folder one that Redis lost, and serves both videos once a
+    worker has rendered them."""
+    from redis import Redis
+    from rq.job import Job as RQJob
+
+    conn = Redis.from_url(redis_url)
+    settings = Settings(data_dir=tmp_path / "data", queue_url=redis_url)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").json()["workers"] == 0
+        kept, lost = (_submit(client, portrait_path, speech_wav, seed) for seed in (0, 1))
+    assert conn.exists(f"rq:job:{kept}") and conn.exists(f"rq:job:{lost}")
+    RQJob.fetch(lost, connection=conn).delete()  # as if Redis had been flushed meanwhile
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/v1/videos/{kept}").json()["status"] == "queued"
+        assert conn.exists(f"rq:job:{lost}")
+        worker = _worker(redis_url, "restart", tmp_path / "worker.log", "--burst")
+        try:
+            jobs = _wait_all(client, [kept, lost])
+        finally:
+            _stop(worker)
+        for job in jobs.values():
+            assert job["status"] == "done", job
+            assert client.get(job["video_url"]).content[4:8] == b"ftyp"
 
 
 def test_a_stop_requested_as_a_job_is_wrapped_up_does_not_wait_on_the_queue(redis_url):

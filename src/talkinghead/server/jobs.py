@@ -116,9 +116,18 @@ class JobManager:
         self._threads.clear()
 
     def _recover(self) -> None:
-        """Take back the jobs in the data directory: finished ones as they were (a done one
-        only with its video), queued and interrupted ones queued again, oldest first. Folders
-        without a readable state (a job not yet submitted) are removed."""
+        """Take back the jobs in the data directory (``_saved_jobs``); queue the unfinished."""
+        with self._lock:
+            for job in self._saved_jobs():
+                self._jobs[job.id] = job
+                if job.status == QUEUED:
+                    self._queue.put(job.id)
+        self.expire()
+
+    def _saved_jobs(self) -> list[Job]:
+        """The jobs an earlier run left in the data directory, oldest first: finished ones as
+        they were (a done one only with its video), queued and interrupted ones as queued.
+        Folders without a readable state (a job not yet submitted) are removed."""
         jobs = []
         for child in self.root.iterdir():
             if not (child.is_dir() and JOB_ID.match(child.name)):
@@ -132,12 +141,7 @@ class JobManager:
                 (child / OUTCOME).unlink(missing_ok=True)
                 job.save()
             jobs.append(job)
-        with self._lock:
-            for job in sorted(jobs, key=lambda j: j.created):
-                self._jobs[job.id] = job
-                if job.status == QUEUED:
-                    self._queue.put(job.id)
-        self.expire()
+        return sorted(jobs, key=lambda j: j.created)
 
     def _spawn(self, target, name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
@@ -320,13 +324,6 @@ def _stop_process(proc) -> None:
     if proc.is_alive():
         proc.kill()
         proc.join()
-
-
-def _remove_stale_folders(root: Path) -> None:
-    """Delete job folders (and only those: uuid-named) left by an earlier run."""
-    for child in root.iterdir():
-        if child.is_dir() and JOB_ID.match(child.name):
-            shutil.rmtree(child, ignore_errors=True)
 
 
 _CONTEXT_LOCK = threading.Lock()

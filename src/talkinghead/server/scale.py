@@ -7,7 +7,7 @@ it. The API, its limits and the job table stay on the one server; only rendering
 Data flow — bytes through Redis, no shared file system:
 
 - submit: the server checks and stores the upload as before, then enqueues the job's id, spec and
-  input bytes (bounded by the upload limit) and keeps only its own copy of the spec;
+  input bytes (bounded by the upload limit); the job's folder keeps them and its state;
 - worker: RQ forks a work horse per job from a worker that has already imported the pipeline (a
   crash kills one job; memory returns when it ends). The horse writes the inputs under fixed names
   in a private temporary folder, renders with ``server.worker.render``, reports progress in the
@@ -15,6 +15,10 @@ Data flow — bytes through Redis, no shared file system:
 - collect: a thread on the server polls the jobs it is waiting for, copies progress, writes a
   finished video into the job's folder under the data directory (so Range requests, expiry and
   DELETE work as in local mode) and deletes the RQ job, so Redis holds each video only briefly.
+
+A restarted server takes its jobs back from their folders, as in local mode: the jobs a stop
+left on Redis go on there (rendering while the server is down) and are collected; one that Redis
+no longer holds is queued again from its folder.
 
 Job ids are the server's uuid4 hex strings; a worker names files only by fixed names in its own
 temporary folder, so nothing a client sends becomes a path. RQ pickles job arguments: Redis must
@@ -74,25 +78,38 @@ class RedisJobManager(JobManager):
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Connect to Redis, prepare the data directory, start the collector and the janitor."""
-        from .jobs import _remove_stale_folders
-
+        """Connect to Redis, take back an earlier run's jobs, start the collector and the
+        janitor."""
         self._conn = connect(self.queue_url)
         self._rq = Queue(QUEUE_NAME, connection=self._conn)
         self.root.mkdir(parents=True, exist_ok=True)
-        _remove_stale_folders(self.root)
+        self._recover()
         self._spawn(self._collect_loop, "talkinghead-collector")
         self._spawn(self._janitor, "talkinghead-janitor")
 
     def stop(self) -> None:
-        """Stop the threads and withdraw the jobs still waiting or running on workers."""
+        """Stop the threads. Jobs waiting or running on workers go on; the next start collects
+        them."""
         super().stop()
-        with self._lock:
-            pending = [j.id for j in self._jobs.values() if j.status in (QUEUED, RUNNING)]
-        for job_id in pending:
-            self._withdraw(job_id)
         if self._conn is not None:
             self._conn.close()
+
+    def _recover(self) -> None:
+        """Take back the saved jobs; an unfinished one that Redis no longer holds is queued
+        again from its folder, or fails when its inputs are gone."""
+        jobs = self._saved_jobs()
+        with self._lock:
+            self._jobs.update((job.id, job) for job in jobs)
+        waiting = [job for job in jobs if job.status == QUEUED]
+        found = RQJob.fetch_many([job.id for job in waiting], connection=self._conn) if waiting else []
+        for job, rq_job in zip(waiting, found):
+            if rq_job is not None:
+                continue
+            try:
+                self._enqueue(job.id, _payload(job))
+            except (OSError, ValueError):
+                self._end(job, "the job's inputs were lost while the server restarted")
+        self.expire()
 
     def worker_count(self) -> int:
         """RQ workers listening on the queue now."""
@@ -101,16 +118,16 @@ class RedisJobManager(JobManager):
     # ---------------------------------------------------------------------------- requests
 
     def submit(self, job: Job, spec: dict[str, Any]) -> None:
-        """Queue the job on Redis with its inputs (429 when the queue filled up meanwhile); the
-        server keeps only the spec. If Redis refuses, the job leaves the table again."""
+        """Queue the job on Redis with its inputs (429 when the queue filled up meanwhile). If
+        Redis refuses, the job leaves the table again."""
         (job.folder / SPEC).write_text(json.dumps(spec), encoding="utf-8")
-        payload = {"id": job.id, "spec": spec, "image": _take(job.folder / IMAGE),
-                   "audio": _take(job.folder / AUDIO)}
+        payload = _payload(job)
         with self._lock:
             if sum(j.status == QUEUED for j in self._jobs.values()) >= self.limits.max_queued:
                 raise LimitError(429, "queue_full", "the queue is full; try again in a minute")
             self._jobs[job.id] = job
             self._enqueuing.add(job.id)
+            job.save()
         try:
             self._enqueue(job.id, payload)
         except BaseException:
@@ -183,6 +200,7 @@ class RedisJobManager(JobManager):
         with self._lock:
             if job.status == QUEUED and not job.cancel.is_set():
                 job.status, job.started = RUNNING, time.time()
+                job.save()
             job.frames_done, job.frames_total = int(frames[0]), int(frames[1])
         if status == JobStatus.FINISHED:
             return self._finish_rq(job, rq_job)
@@ -207,6 +225,7 @@ class RedisJobManager(JobManager):
             job.status, job.error = (FAILED, error) if error else (DONE, None)
             if job.status == DONE:
                 job.frames_done = job.frames_total
+            job.save()
 
 
 def _failure_message(rq_job: RQJob, timeout_s: float) -> str:
@@ -231,13 +250,12 @@ def _write_video(job: Job, video: bytes) -> str | None:
     return None
 
 
-def _take(path: Path) -> bytes | None:
-    """The file's bytes (None when absent), removing the file."""
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
-    path.unlink()
-    return data
+def _payload(job: Job) -> dict[str, Any]:
+    """What a worker needs, from the job's folder: its id, spec and input bytes."""
+    spec = json.loads((job.folder / SPEC).read_text(encoding="utf-8"))
+    audio = job.folder / AUDIO
+    return {"id": job.id, "spec": spec, "image": (job.folder / IMAGE).read_bytes(),
+            "audio": audio.read_bytes() if audio.is_file() else None}
 
 
 # -------------------------------------------------------------------------------- worker side
