@@ -445,6 +445,8 @@ CASES: list[Case] = [
     Case("out_disk_full", "output on a 16 KiB filesystem (disk full)",
          lambda c: c.argv(out=mounted_tmpfs(c, "small", "size=16k") / "out.mp4"), 2,
          r"disk is full"),
+    Case("out_unknown_format", "output with an extension no video format has (.png)",
+         lambda c: c.argv(out=c.folder / "out.png"), 2, r"cannot write out\.png.*\.webm"),
     Case("out_overwrite", "output exists already: replaced",
          lambda c: c.argv(None, None, _bytes(c, "out.mp4", b"old")), 0),
     Case("out_stale_temp", "debris of a killed run beside the output: removed", stale_temp, 0),

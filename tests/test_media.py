@@ -374,6 +374,29 @@ def test_video_with_audio_probes_right(tmp_path: Path, audio_seconds: float) -> 
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]
 
 
+@pytest.mark.parametrize("name, container, codecs", [
+    ("out.webm", "matroska,webm", ("vp9", "opus")), ("out.mov", "mov,mp4,m4a,3gp,3g2,mj2", ("h264", "aac")),
+    ("out.mkv", "matroska,webm", ("h264", "aac")), ("out", "mov,mp4,m4a,3gp,3g2,mj2", ("h264", "aac"))])
+def test_the_extension_picks_the_format(tmp_path: Path, name: str, container: str, codecs) -> None:
+    out = tmp_path / name
+    write_video(out, 30, audio=Waveform(sine(440, 1.2, 16000), 16000))
+    with av.open(str(out)) as c:
+        assert c.format.name == container
+        assert tuple(s.codec_context.name for s in c.streams) == codecs
+    info = probe_video(out)
+    assert (info.width, info.height, info.num_frames, info.pix_fmt) == (64, 48, 30, "yuv420p")
+    assert info.has_audio and abs(info.audio_duration_s - 30 / 25) <= 1 / 25
+    assert peak_hz(load_audio(out).samples, 16000) == pytest.approx(440, abs=5)
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_an_extension_without_a_format_is_refused_before_writing(tmp_path: Path) -> None:
+    for name in ("out.png", "out.gif", "out.avi"):
+        with pytest.raises(OutputError, match=r"cannot write out\.\w+: .*\.mp4.*\.webm"):
+            VideoWriter(tmp_path / name, 16, 16)
+    assert not os.listdir(tmp_path)
+
+
 def test_ntsc_rate_and_no_audio(tmp_path: Path) -> None:
     out = tmp_path / "ntsc.mp4"
     write_video(out, 12, fps=30000 / 1001)

@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--text", default=None,
                      help="words to speak instead of --audio (text or a .txt file): offline "
                           "text-to-speech (eSpeak NG) in --language, lips timed to its phones")
-    gen.add_argument("-o", "--output", required=True, help="output .mp4")
+    gen.add_argument("-o", "--output", required=True,
+                     help="output video: .mp4 (H.264), .mov, .mkv or .webm (VP9, Opus)")
     gen.add_argument("--idle", type=float, default=None, metavar="SECONDS",
                      help="animate without audio for SECONDS (breathing, blinks, small head motion)")
     gen.add_argument("--motion", default=None, metavar="FILE",

@@ -1,4 +1,4 @@
-"""Reading photos and sound, writing and probing mp4 videos.
+"""Reading photos and sound, writing and probing videos (mp4, mov, mkv, webm).
 
 Every failure a user can cause (a missing, empty, corrupt or huge file; an output folder that does
 not exist or cannot be written) surfaces as an ``ImageError``, ``AudioError`` or ``OutputError``
@@ -58,9 +58,8 @@ AUDIO_RATES_HZ = (1000, 768_000)
 """Sample rates a real recording can have; anything outside marks a corrupt header."""
 
 AUDIO_TRACK_RATE = 48_000
-"""Hz of the AAC track that ``VideoWriter`` muxes, whatever the rate of the waveform."""
+"""Hz of the audio track that ``VideoWriter`` muxes, whatever the rate of the waveform."""
 
-_AAC_FRAME_SAMPLES = 1024  # every AAC-LC frame holds this many samples
 _SAMPLE_BYTES = 4  # float32
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "PA"})
@@ -528,8 +527,8 @@ def write_wav(path: PathLike, waveform: Waveform) -> Path:
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
     """Fail early, with ``OutputError``, if ``out`` cannot be written or would overwrite an input.
 
-    Checks: the folder exists and is writable, ``out`` is not a folder, and ``out`` is not the
-    same file as any of ``inputs`` (compared after resolving links). Returns ``out`` as a Path.
+    Checks: the folder exists and is writable, ``out`` is not a folder, ``out`` is not the same
+    file as any of ``inputs`` (compared after resolving links). Returns ``out`` as a Path.
     """
     out = Path(out)
     folder = out.parent
@@ -550,6 +549,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
                 f"the output {out} is the input file {source}; writing it would destroy the "
                 "input. Choose another output name."
             )
+    video_format(out)
     return out
 
 
@@ -578,13 +578,47 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 # writing video
 
+@dataclass(frozen=True)
+class VideoFormat:
+    """How a video file is written: the ffmpeg ``muxer``, the ``video`` and ``audio`` encoders,
+    the samples per audio frame that encoder takes and its bit rate (bit/s)."""
+
+    muxer: str
+    video: str
+    audio: str
+    audio_frame: int
+    audio_bit_rate: int
+
+
+_H264_AAC = ("libx264", "aac", 1024, 128_000)
+VIDEO_FORMATS = {
+    ".mp4": VideoFormat("mp4", *_H264_AAC),
+    ".m4v": VideoFormat("mp4", *_H264_AAC),
+    ".mov": VideoFormat("mov", *_H264_AAC),
+    ".mkv": VideoFormat("matroska", *_H264_AAC),
+    ".webm": VideoFormat("webm", "libvpx-vp9", "libopus", 960, 64_000),
+}
+"""The formats written, by file extension (a name without one gets mp4)."""
+
+
+def video_format(path: PathLike) -> VideoFormat:
+    """The ``VideoFormat`` for ``path``'s extension; ``OutputError`` for one not written."""
+    suffix = Path(path).suffix.lower()
+    if suffix and suffix not in VIDEO_FORMATS:
+        names = list(VIDEO_FORMATS)
+        raise OutputError(f"cannot write {Path(path).name}: talkinghead writes videos as "
+                          f"{', '.join(names[:-1])} or {names[-1]}. Choose one of those.")
+    return VIDEO_FORMATS.get(suffix, VIDEO_FORMATS[".mp4"])
+
+
 # A talking head has no scene cuts, and a fixed B-frame pattern suits its steady motion: deciding
 # neither per frame takes 14-18 % of x264's CPU off at 512² and 1024², for the same size and PSNR.
 X264_PARAMS = "b-adapt=0:scenecut=0"
 
 
 class VideoWriter:
-    """Streams RGB frames into an H.264 (yuv420p) mp4, with an optional AAC track.
+    """Streams RGB frames into a video file, with an optional audio track: H.264 and AAC in mp4,
+    m4v, mov or mkv, VP9 and Opus in webm, by ``path``'s extension (``video_format``).
 
     Use as a context manager. Each ``write`` encodes its frame at once, and the audio is encoded
     in step with the video clock, so memory does not grow with the length of the video. The file
@@ -592,7 +626,8 @@ class VideoWriter:
     only when the ``with`` block ends without an exception; otherwise the temporary file is
     deleted and any file already at ``path`` is left untouched. Temporary files of the same
     ``path`` left by killed processes are removed when the next writer starts. On close the audio is trimmed or padded with silence to
-    last exactly ``frames / fps`` seconds. The AAC track is always 48 kHz mono at 128 kb/s.
+    last exactly ``frames / fps`` seconds. The audio track is always 48 kHz mono. ``crf`` and
+    ``preset`` are x264's; VP9 takes ``crf`` + 8 (the same quality) at its real-time speed.
 
     ``width`` and ``height`` must be even (see ``even_size``); ``ValueError`` otherwise.
     """
@@ -615,13 +650,13 @@ class VideoWriter:
         self._rate = Fraction(fps).limit_denominator(1001)
         self._closed = False
         self._tmp = _reserve_temp(self.path)
+        form = video_format(self.path)
         try:
-            self._container = av.open(
-                str(self._tmp), mode="w", format="mp4", container_options={"movflags": "+faststart"}
-            )
-            self._video = _add_video_stream(self._container, self.width, self.height, self._rate,
-                                            crf, preset)
-            self._audio = _AudioTrack(self._container, audio) if audio is not None else None
+            self._container = av.open(str(self._tmp), mode="w", format=form.muxer,
+                                      container_options=_MUXER_OPTIONS.get(form.muxer, {}))
+            self._video = _add_video_stream(self._container, form.video, self.width, self.height,
+                                            self._rate, crf, preset)
+            self._audio = _AudioTrack(self._container, audio, form) if audio is not None else None
         except BaseException as exc:
             self._discard()
             _reraise_as_output_error(exc, self.path)
@@ -774,12 +809,22 @@ def _reraise_as_output_error(exc: BaseException, path: Path) -> NoReturn:
     raise OutputError(message) from exc
 
 
+_SAMPLE_FORMATS = {"aac": "fltp", "libopus": "flt"}
+_MUXER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    if codec == "libvpx-vp9":  # real time at cpu-used 6: as fast as x264 veryfast, 1-pass
+        return {"crf": str(min(63, crf + 8)), "b": "0", "deadline": "realtime", "cpu-used": "6",
+                "row-mt": "1"}
+    return {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
+
+
 def _add_video_stream(
-    container: av.container.OutputContainer, width: int, height: int, rate: Fraction,
-    crf: int, preset: str,
+    container: av.container.OutputContainer, codec: str, width: int, height: int,
+    rate: Fraction, crf: int, preset: str,
 ) -> av.VideoStream:
-    stream = container.add_stream("libx264", rate=rate, options={
-        "crf": str(crf), "preset": preset, "x264-params": X264_PARAMS})
+    stream = container.add_stream(codec, rate=rate, options=_encoder_options(codec, crf, preset))
     stream.width, stream.height = width, height
     stream.pix_fmt = "yuv420p"
     context = stream.codec_context
@@ -809,16 +854,18 @@ def _checked_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class _AudioTrack:
-    """A ``Waveform`` fed into an AAC stream (48 kHz mono) in step with the video clock; only the
-    samples of one step are read at a time (``Waveform.read``)."""
+    """A ``Waveform`` fed into an audio stream (48 kHz mono, ``form``'s encoder) in step with
+    the video clock; only the samples of one step are read at a time (``Waveform.read``)."""
 
-    def __init__(self, container: av.container.OutputContainer, waveform: Waveform) -> None:
+    def __init__(self, container: av.container.OutputContainer, waveform: Waveform,
+                 form: VideoFormat) -> None:
         self._waveform = waveform
         self._source_rate = int(waveform.sample_rate)
-        self._stream = container.add_stream("aac", rate=AUDIO_TRACK_RATE, layout="mono")
-        self._stream.bit_rate = 128_000
+        self._stream = container.add_stream(form.audio, rate=AUDIO_TRACK_RATE, layout="mono")
+        self._stream.bit_rate = form.audio_bit_rate
         self._resampler = av.AudioResampler(
-            format="fltp", layout="mono", rate=AUDIO_TRACK_RATE, frame_size=_AAC_FRAME_SAMPLES
+            format=_SAMPLE_FORMATS[form.audio], layout="mono", rate=AUDIO_TRACK_RATE,
+            frame_size=form.audio_frame,
         )
         self._fed = 0  # source samples handed to the resampler so far
         self._pts = 0  # output samples encoded so far
