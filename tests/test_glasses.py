@@ -132,3 +132,27 @@ def test_raised_brows_bend_a_glasses_frame_far_less(hopper):
     bent = _bar_lift(replace(found, rims=None), mesh, found.rims[0])
     held = _bar_lift(found, mesh, found.rims[0])
     assert bent > 3 and held < 0.5 * bent
+
+
+def test_skin_pulled_from_behind_a_rim_continues_the_skin_below_it():
+    """What a closing lid pulls down from behind a glasses bar is the photo's own skin from
+    below the bar, mirrored upwards: its texture, not one flat colour per column (which showed
+    as smooth pink bands under Hopper's frame in every blink), with lens glints toned down."""
+    from talkinghead.render.rims import RIM_SKIN, RIM_SKIN_ROWS, Rim
+
+    rng = np.random.default_rng(0)
+    window = rng.integers(120, 200, (60, 80, 1)).repeat(3, axis=2).astype(np.uint8)  # pores
+    window[:20] = 20                                 # the bar, its lower edge at y = 20
+    window[33, 30:50] = 255                          # a glint on the lens
+    xs = np.arange(5, 75, dtype=float)
+    rim = Rim.under(window, np.stack([xs, np.full(70, 20.0)], 1),
+                    np.stack([xs, np.full(70, 50.0)], 1), iod=100.0)
+    step = (RIM_SKIN[1] - RIM_SKIN[0]) * 30 / (RIM_SKIN_ROWS - 1)
+    points = np.stack([xs[5:-5], np.full(60, 15.0)], 1)
+    top = window[int(20 + RIM_SKIN[0] * 30):, 10:70][:2, :, 0].astype(float).mean(axis=0)
+    first = rim.skin(points, np.zeros(60))[:, 0]
+    assert first.std() > 10 and np.corrcoef(first, top)[0, 1] > 0.9
+    for rows, mirrored in ((3, 3), (2 * (RIM_SKIN_ROWS - 1) - 3, 3), (RIM_SKIN_ROWS + 1, RIM_SKIN_ROWS - 3)):
+        assert np.allclose(rim.skin(points, np.full(60, rows * step)),
+                           rim.skin(points, np.full(60, mirrored * step)), atol=0.5)
+    assert rim.skin_rows.max() < 230

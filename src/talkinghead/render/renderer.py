@@ -93,7 +93,7 @@ class Renderer:
         self.eye_axes = tuple(EyeAxis.of(fit.mesh[:, :2] - self.origin, upper, lower, iris)
                               for (upper, lower), iris in zip(EYES, IRISES))
         self.rims = (tuple(Rim.under(self.window, edge - self.origin, fit.mesh[upper, :2] - self.origin,
-                                     fit.iod, self.look.grain)
+                                     fit.iod)
                            for edge, (upper, _) in zip(framing.rims, EYES))
                      if framing.rims else (None, None))
         self.glasses = any(rim is not None for rim in self.rims)

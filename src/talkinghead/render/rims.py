@@ -16,8 +16,9 @@ import numpy as np
 from .mouth import LUMA
 
 RIM_EDGE_IOD = 0.015  # a glasses rim's blurred edge reaches this far below its traced lower edge
-RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the colour of the skin this far from rim to lid ...
-RIM_SKIN_QUANTILE = 45  # ... of this luma percentile there (lens glints are bright)
+RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the skin this far from rim to lid ...
+RIM_SKIN_ROWS = 11       # ... sampled in this many rows, mirrored over and over downwards,
+RIM_GLINT_QUANTILE = 75  # ... each column no brighter than this luma percentile (lens glints)
 RIM_FADE_IOD = 0.05  # the rim is held still up to this far from either end of its edge
 MOVED_PX = 0.2  # pixels that the blink moves less than this are left as the frame's warp made them
 
@@ -25,33 +26,31 @@ MOVED_PX = 0.2  # pixels that the blink moves less than this are left as the fra
 @dataclass(frozen=True)
 class Rim:
     """A glasses rim over one eye: its ``bottom`` ((K, 2) window pixels, x increasing: the
-    traced lower edge plus RIM_EDGE_IOD of blur), the (K, 3) float32 ``colour`` of the skin
-    under it, the ``fade`` (px) over which its hold ends at either end, and the photo's
-    ``grain`` ((n, n) relative brightness, ``mouth.photo_grain``, tiled over the window as on
-    the painted mouth; None: none) laid over that skin."""
+    traced lower edge plus RIM_EDGE_IOD of blur), the ``skin`` under it ((RIM_SKIN_ROWS, K, 3)
+    float32, top row first, ``row_px`` apart in each column: (K,) px) and the ``fade`` (px)
+    over which its hold ends at either end."""
 
     bottom: np.ndarray
-    colour: np.ndarray
+    skin_rows: np.ndarray
+    row_px: np.ndarray
     fade: float
-    grain: np.ndarray | None = None
 
     @classmethod
-    def under(cls, window: np.ndarray, edge: np.ndarray, lid: np.ndarray, iod: float,
-              grain: np.ndarray | None = None) -> "Rim":
+    def under(cls, window: np.ndarray, edge: np.ndarray, lid: np.ndarray, iod: float) -> "Rim":
         """The rim with lower ``edge`` over the (K, 2) upper ``lid`` in the (h, w, 3) uint8 photo
-        ``window``: the skin colour per column is that of the RIM_SKIN_QUANTILE luma percentile
-        between rim and lid (RIM_SKIN of the way), smoothed along the rim."""
-        gap = np.interp(edge[:, 0], *lid[np.argsort(lid[:, 0])].T) - edge[:, 1]
-        below = np.linspace(*RIM_SKIN, 11)[:, None] * np.maximum(gap, 0)[None]
+        ``window``; its skin is the photo's between rim and lid (RIM_SKIN of the way), with
+        glints toned down to the column's RIM_GLINT_QUANTILE luma percentile."""
+        gap = np.maximum(np.interp(edge[:, 0], *lid[np.argsort(lid[:, 0])].T) - edge[:, 1], 0)
+        below = np.linspace(*RIM_SKIN, RIM_SKIN_ROWS)[:, None] * gap[None]
         xy = np.stack(np.broadcast_arrays(edge[None, :, 0], edge[None, :, 1] + below), axis=-1)
         band = cv2.remap(window, xy.astype(np.float32), None, cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         luma = band @ LUMA
-        rank = np.argsort(luma, axis=0)[int(round(RIM_SKIN_QUANTILE / 100 * (len(band) - 1)))]
-        skin = band[rank, np.arange(band.shape[1])]
-        smooth = cv2.GaussianBlur(skin[None], (0, 0), sigmaX=0.03 * iod, sigmaY=0.1,
-                                  borderType=cv2.BORDER_REPLICATE)[0]
-        return cls(edge + [0, RIM_EDGE_IOD * iod], smooth, RIM_FADE_IOD * iod, grain)
+        ceiling = np.percentile(luma, RIM_GLINT_QUANTILE, axis=0)
+        band *= np.minimum(1.0, ceiling / np.maximum(luma, 1e-3))[..., None]
+        row_px = np.maximum((RIM_SKIN[1] - RIM_SKIN[0]) * gap / (RIM_SKIN_ROWS - 1), 0.5)
+        return cls(edge + [0, RIM_EDGE_IOD * iod], band, row_px.astype(np.float32),
+                   RIM_FADE_IOD * iod)
 
     def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For (n, 2) window positions: (n,) how far above the rim's bottom each lies, px (> 0:
@@ -61,14 +60,19 @@ class Rim:
         inside = np.minimum(points[:, 0] - ends[0], ends[1] - points[:, 0]) / max(self.fade, 1e-3)
         return np.interp(points[:, 0], *self.bottom.T) - points[:, 1], inside
 
-    def skin(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(n, 3) float32 skin colour under the rim at (n,) window x, with the grain of the
-        frame pixels at (n,) window ``rows``, ``cols``."""
-        colour = np.stack([np.interp(x, self.bottom[:, 0], c) for c in self.colour.T], axis=-1)
-        if self.grain is None:
-            return colour
-        n = self.grain.shape[0]
-        return colour * (1 + self.grain[rows % n, cols % n][:, None])
+    def skin(self, points: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """(n, 3) float32 skin to show for (n, 2) window positions on the rim, ``depth`` (n,)
+        px above its bottom: the skin under the rim at the same x, its rows mirrored back and
+        forth upwards from the bottom, so the skin's own texture continues behind the bar."""
+        if len(points) == 0:
+            return np.zeros((0, 3), np.float32)
+        col = np.interp(points[:, 0], self.bottom[:, 0], np.arange(len(self.bottom)))
+        step = depth / np.interp(col, np.arange(len(self.row_px)), self.row_px)
+        last = RIM_SKIN_ROWS - 1
+        row = np.abs((step + last) % (2 * last) - last)
+        maps = [np.asarray(a, np.float32).reshape(-1, 1) for a in (col, row)]
+        return cv2.remap(self.skin_rows, *maps, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)
 
 
 def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None, at: tuple[int, int],
@@ -84,7 +88,7 @@ def under_rim(colours: np.ndarray, xy: np.ndarray, rim: Rim | None, at: tuple[in
         pulled = (depth > 0) & (inside > 0)
         if pulled.any():
             rows, cols = rows[pulled], cols[pulled]
-            colours[rows, cols] = rim.skin(points[pulled, 0], rows + at[1], cols + at[0])
+            colours[rows, cols] = rim.skin(points[pulled], depth[pulled])
     return colours
 
 
@@ -114,7 +118,7 @@ class RimHold:
         depth, inside = rim.locate(moving)
         still_depth, still_inside = rim.locate(still)
         pulled = (depth > 0) & (inside > 0) & (still_depth <= 0)
-        skin = rim.skin(moving[pulled, 0], rows[pulled] + at[1], cols[pulled] + at[0])
+        skin = rim.skin(moving[pulled], depth[pulled])
         weight = np.clip(still_depth + 1, 0, 1) * np.clip(still_inside, 0, 1)
         return cls(rows, cols, still, weight.astype(np.float32), pulled, skin)
 
