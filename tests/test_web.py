@@ -81,9 +81,17 @@ def test_upload_watch_progress_and_play_the_video(base_url, browser, portrait_pa
     wav = short_speech_wav
     browser.get(base_url + "/")
     wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#preprocess option"), "crop modes")
-    for name in ("emotion", "gaze", "language"):
+    for name in ("emotion", "gaze", "language", "head_motion_scale", "seed", "no_blink"):
         assert browser.find_elements(By.ID, name), f"the server's {name} option has a control"
+    assert browser.find_element(By.ID, "no_blink").get_attribute("type") == "checkbox"
+    assert not browser.find_element(By.ID, "preview").is_displayed()
     browser.find_element(By.ID, "image").send_keys(str(portrait_path))
+    wait_until(lambda: browser.execute_script(
+        "const p = document.getElementById('preview'); return !p.hidden && p.naturalWidth;"),
+        "the portrait's thumbnail")
+    browser.find_element(By.ID, "no_blink").click()
+    browser.find_element(By.ID, "seed").clear()
+    browser.find_element(By.ID, "seed").send_keys("7")
     browser.find_element(By.ID, "audio").send_keys(str(wav))
     Select(browser.find_element(By.ID, "preprocess")).select_by_value("crop")
     Select(browser.find_element(By.ID, "emotion")).select_by_value("happy")

@@ -5,7 +5,8 @@ const $ = (id) => document.getElementById(id);
 const POLL_MS = 500;
 let currentJob = null;
 // language: of the speech (and the voice that speaks typed text)
-const EXTRA_OPTIONS = ["emotion", "emotion_strength", "gaze", "language"];
+const EXTRA_OPTIONS = ["emotion", "emotion_strength", "head_motion_scale", "gaze", "language",
+                       "no_blink", "seed"];
 
 async function loadOptions() {
   // Fill the crop-mode list and add controls for options the server knows (EXTRA_OPTIONS).
@@ -26,6 +27,16 @@ function addExtraOption(opt) {
   const words = opt.name.replace(/_/g, " ");
   label.textContent = words[0].toUpperCase() + words.slice(1) + " ";
   let input;
+  if (opt.type === "bool") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.value = "true";
+    input.checked = Boolean(opt.default);
+    label.prepend(input);
+    input.id = input.name = opt.name;
+    $("extra-options").appendChild(label);
+    return;
+  }
   if (opt.choices.length) {
     input = document.createElement("select");
     fillSelect(input, opt.choices, opt.default);
@@ -40,6 +51,14 @@ function addExtraOption(opt) {
   input.id = input.name = opt.name;
   label.appendChild(input);
   $("extra-options").appendChild(label);
+}
+
+function showPortrait() {
+  // A thumbnail of the chosen photo, so a wrong file is seen before it is uploaded.
+  const file = $("image").files[0];
+  if ($("preview").src) URL.revokeObjectURL($("preview").src);
+  $("preview").hidden = !file;
+  if (file) $("preview").src = URL.createObjectURL(file);
 }
 
 function speechKind() {
@@ -118,6 +137,7 @@ async function cancelJob() {
 }
 
 document.querySelectorAll("input[name=speech-kind]").forEach((r) => r.addEventListener("change", showSpeechKind));
+$("image").addEventListener("change", showPortrait);
 $("job-form").addEventListener("submit", submitJob);
 $("cancel").addEventListener("click", cancelJob);
 loadOptions().catch((err) => setStatus(`cannot reach the server: ${err.message}`, true));
