@@ -474,7 +474,7 @@ CASES: list[Case] = [
     # failures inside
     Case("bug_inside", "an unexpected exception (a bug) inside the pipeline",
          lambda c: c.argv(), 3, r"internal error: RuntimeError: boom.*report it",
-         patch=(P + "find_face", {"side_effect": RuntimeError("boom")})),
+         patch=(P + "find_upright_face", {"side_effect": RuntimeError("boom")})),
     Case("ctrl_c_while_rendering", "Ctrl-C while frames are being written",
          lambda c: c.argv(), 130, r"interrupted; no output written",
          patch=("talkinghead.media.VideoWriter.write", {"side_effect": KeyboardInterrupt()})),

@@ -95,6 +95,35 @@ def test_same_seed_gives_identical_frames_and_another_seed_differs(portrait_path
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_photo_on_its_side_or_upside_down_is_animated_upright(portrait_path, short_speech,
+                                                                 turns, caplog):
+    """A photo whose orientation tag was lost (the face on its side, or upside down: the demo
+    portrait's face is then not found as it is) animates exactly as the upright photo, with a
+    warning; a head tilted 30° is left as it is."""
+    import cv2
+
+    from talkinghead.face.landmarks import find_upright_face
+    from talkinghead.media import load_image
+    from talkinghead.types import Portrait
+
+    upright = load_image(portrait_path)
+
+    def frames(pixels: np.ndarray) -> np.ndarray:
+        p = Pipeline(Config(face=FaceConfig(size=96)))
+        prepared = p.prepare(Portrait(pixels), short_speech.waveform, phones=short_speech.phones)
+        return np.stack(list(p.frames(prepared)))
+
+    turned = np.ascontiguousarray(np.rot90(upright.pixels, turns))
+    with caplog.at_level("WARNING", logger="talkinghead.face.landmarks"):
+        assert np.array_equal(frames(turned), frames(upright.pixels))
+    assert "turned upright" in caplog.text
+    h, w = upright.pixels.shape[:2]
+    tilt = cv2.getRotationMatrix2D((w / 2, h / 2), 30, 1.0)
+    tilted = cv2.warpAffine(upright.pixels, tilt, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    assert find_upright_face(tilted)[0] is tilted
+
+
 def test_no_face_raises_and_leaves_no_output(tmp_path, short_speech_wav):
     from PIL import Image
 

@@ -13,7 +13,7 @@ from .audio.phones import align_phones, recognize_phones
 from .config import Config
 from .errors import UserError
 from .face.crop import Framing, plan_framing
-from .face.landmarks import find_face
+from .face.landmarks import find_upright_face
 from .face.model import fit_framed
 from .media import check_output_path, load_audio, load_image
 from .face.tracking import track_video
@@ -97,8 +97,8 @@ class Pipeline:
         """Step 1: detect, mesh, frame and fit the face → framing, fit, faces in the photo."""
         cfg = self.config
         t = time.perf_counter()
-        mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
-        framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
+        pixels, mesh, num_faces = find_upright_face(portrait.pixels, cfg.face.face_index)
+        framing = plan_framing(pixels, mesh, cfg.face.preprocess, cfg.face.size)
         fit = fit_framed(framing, mesh)
         timings.face += time.perf_counter() - t
         return framing, fit, num_faces
@@ -171,14 +171,14 @@ class Pipeline:
         cfg = self.config
         t = time.perf_counter()
         backend_module = _neural_backend()
-        mesh, num_faces = find_face(portrait.pixels, cfg.face.face_index)
+        pixels, mesh, num_faces = find_upright_face(portrait.pixels, cfg.face.face_index)
         backend_module.check_supported(cfg)
         backend = backend_module.SadTalkerBackend(
             cfg.checkpoints, backend_module.model_size(cfg), backend_module.resolve_device(cfg.device),
             full=cfg.face.preprocess in ("full", "extfull"))
         timings.face += time.perf_counter() - t
         t = time.perf_counter()
-        plan = backend.prepare(portrait.pixels, mesh, _at_16k(speech).samples, cfg)
+        plan = backend.prepare(pixels, mesh, _at_16k(speech).samples, cfg)
         timings.motion += time.perf_counter() - t
         frames = _timed(backend.frames(plan), timings)
         count, encode = write_frames(frames, output, plan.compose.size, speech, cfg,

@@ -39,7 +39,7 @@ import numpy as np
 from .audio.dsp import resample_poly
 from .config import Config
 from .face.crop import Framing, plan_framing
-from .face.landmarks import find_face
+from .face.landmarks import find_upright_face
 from .face.model import fit_framed
 from .media import VideoWriter, check_output_path, load_audio
 from .motion.live import LOOKAHEAD_S, LiveMotion
@@ -235,8 +235,8 @@ def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Confi
 
 def _fit(portrait: Portrait, cfg: Config) -> tuple[Framing, FaceFit]:
     """Find, frame and fit the face once."""
-    mesh, _ = find_face(portrait.pixels, cfg.face.face_index)
-    framing = plan_framing(portrait.pixels, mesh, cfg.face.preprocess, cfg.face.size)
+    pixels, mesh, _ = find_upright_face(portrait.pixels, cfg.face.face_index)
+    framing = plan_framing(pixels, mesh, cfg.face.preprocess, cfg.face.size)
     return framing, fit_framed(framing, mesh)
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import NoFaceError
+from . import regions as R
 from ..quiet import native_stderr_silenced
 
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -28,6 +29,8 @@ MESH_CROP_SIDE = 640
 MIN_FACE_PX = 48
 """Faces narrower than this (pixels) are refused: the mesh is unreliable there and the crop
 (never upscaled) would be a thumbnail."""
+UPRIGHT_FROM_DEG = 60.0
+"""A face whose eyes' line is tilted more than this lies on its side: the photo is turned."""
 _NO_FACE = ("no face found in the image: use a photo with one clearly visible, roughly frontal "
             f"face at least {MIN_FACE_PX} px wide (eyes and mouth visible)")
 
@@ -209,8 +212,53 @@ def find_face(pixels: np.ndarray, face_index: int = 0) -> tuple[np.ndarray, int]
                           "or crop the photo closer around the face")
     mesh = face_mesh(pixels, box) if box is not None or face_index == 0 else None
     if mesh is None:
-        raise NoFaceError(_NO_FACE)
+        raise _FaceNotFound(_NO_FACE)
     return mesh, len(boxes)
+
+
+class _FaceNotFound(NoFaceError):
+    """No face at all (not one too small, nor a ``face_index`` past the faces found)."""
+
+
+def find_upright_face(pixels: np.ndarray, face_index: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """``find_face`` on the photo turned by quarter turns so that the face stands upright: a
+    photo taken sideways or upside down (its orientation tag lost) would otherwise animate a
+    face lying on its side. Returns the (turned) (H, W, 3) pixels, the mesh in them and the
+    number of faces. A face found is turned by its eyes' line; a photo where no face is found
+    is searched turned (upside down first). An upside-down face that the face mesh takes for
+    an upright one (it does on some photos) is animated as it is."""
+    turned = 0
+    try:
+        mesh, count = find_face(pixels, face_index)
+    except _FaceNotFound as missing:
+        for turned in (2, 1, 3):
+            try:
+                mesh, count = find_face(np.ascontiguousarray(np.rot90(pixels, turned)), face_index)
+                break
+            except _FaceNotFound:
+                continue
+        else:
+            raise missing
+        pixels = np.ascontiguousarray(np.rot90(pixels, turned))
+    turns = quarter_turns(mesh)
+    if turns:
+        pixels, turned = np.ascontiguousarray(np.rot90(pixels, turns)), (turned + turns) % 4
+        mesh, count = find_face(pixels, face_index)
+    if turned:
+        log.warning("the face in the photo is %s (its orientation tag lost?); animating the "
+                    "photo turned upright", "upside down" if turned == 2 else "on its side")
+    return pixels, mesh, count
+
+
+def quarter_turns(mesh: np.ndarray) -> int:
+    """How many times ``np.rot90`` turns the photo to stand the face of its (478, ≥2) pixel
+    ``mesh`` upright: 0 unless the eyes' line is tilted more than UPRIGHT_FROM_DEG."""
+    right, left = R.eye_centers(mesh[:, :2])
+    dx, dy = (left - right).astype(np.float64)
+    if abs(np.degrees(np.arctan2(dy, dx))) <= UPRIGHT_FROM_DEG:
+        return 0
+    across = [dx, dy, -dx, -dy]  # the eyes' line along x after 0, 1, 2, 3 turns: (dx, dy) → (dy, -dx)
+    return int(np.argmax(across))
 
 
 def _mesh_window(box: FaceBox | None, w: int, h: int) -> tuple[int, int, int]:
