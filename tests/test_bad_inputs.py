@@ -453,6 +453,8 @@ CASES: list[Case] = [
     # options
     Case("opt_fps_zero", "--fps 0", lambda c: c.argv(None, None, None, "--fps", "0"), 2,
          r"fps must be within"),
+    Case("opt_crf_too_high", "--crf 60", lambda c: c.argv(None, None, None, "--crf", "60"), 2,
+         r"crf must be within 0\.\.51"),
     Case("opt_size_negative", "--size -5", lambda c: c.argv(None, None, None, "--size", "-5"), 2,
          r"--size: must be within"),
     Case("opt_face_index_negative", "--face-index -1",

@@ -171,6 +171,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-index", type=_index, default=d_face.face_index,
                    help="which face to animate when there are several (0 = largest)")
     p.add_argument("--fps", type=float, default=d_video.fps)
+    p.add_argument("--crf", type=int, default=d_video.crf,
+                   help=f"video quality 0..51 (default {d_video.crf}): lower is better and larger, "
+                        "0 lossless")
     p.add_argument("--still", action="store_true", help="keep the photo's head pose")
     p.add_argument("--expression-scale", type=float, default=d_motion.expression_scale)
     p.add_argument("--head-motion-scale", type=float, default=d_motion.head_motion_scale)
@@ -236,7 +239,7 @@ def _config(args: argparse.Namespace) -> Config:
                             pitch=tuple(args.pitch), roll=tuple(args.roll), emotion=args.emotion,
                             emotion_strength=args.emotion_strength, ref_pose=args.ref_pose,
                             ref_blink=args.ref_blink, language=args.language, gaze=args.gaze),
-        video=VideoConfig(fps=args.fps),
+        video=VideoConfig(fps=args.fps, crf=args.crf),
         seed=args.seed,
         transcript=_transcript(args.transcript),
         backend=getattr(args, "backend", "embedded"),

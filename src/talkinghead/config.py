@@ -75,7 +75,8 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class VideoConfig:
-    """``fps``: frames per second of the output; ``crf``, ``preset``: x264 quality and speed.
+    """``fps``: frames per second of the output; ``crf``, ``preset``: x264 quality (0
+    lossless .. 51, lower is better and larger) and speed.
 
     ``superfast`` at CRF 20 costs about 28 % less CPU than ``veryfast`` and, on rendered
     talking heads (256² to 1024²), gives 1 dB higher PSNR and sharper faces, at 1.6-2× the
@@ -89,6 +90,8 @@ class VideoConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 120:
             raise ValueError(f"fps must be within 1..120, got {self.fps}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be within 0..51 (lower: better quality), got {self.crf}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Generation options by name (``pose_style=3``, ``still=true``) → a ``Config``.
 
-The names are the fields of ``FaceConfig`` and ``MotionConfig`` plus ``seed``, ``fps``,
+The names are the fields of ``FaceConfig`` and ``MotionConfig`` plus ``seed``, ``fps``, ``crf``,
 ``transcript`` and the CLI's ``no_blink``. They are read from the dataclasses, so an option a
 stage adds to its config (say ``emotion``) is accepted here, by the server and by ``batch``,
 without further change; a name the config does not have is refused. Options whose value is a
@@ -21,7 +21,7 @@ from talkinghead.errors import UserError
 
 _SECTIONS = {"face": FaceConfig, "motion": MotionConfig}
 _TOP_LEVEL = ("seed", "transcript")
-_VIDEO = ("fps",)
+_VIDEO = ("fps", "crf")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
