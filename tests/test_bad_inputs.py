@@ -179,6 +179,19 @@ def save(ctx: Ctx, name: str, pixels: np.ndarray | Image.Image, **options) -> Pa
     return path
 
 
+def tiff_with_42_samples(folder: Path, pixels: np.ndarray) -> Path:
+    """A TIFF whose header claims 42 samples per pixel (Pillow logs an error, then refuses it)."""
+    path = folder / "odd.tif"
+    Image.fromarray(pixels[:32, :32]).save(path)
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", data[ifd:ifd + 2])[0], 12):
+        if struct.unpack("<H", data[entry:entry + 2])[0] == 277:  # SamplesPerPixel
+            data[entry + 8:entry + 10] = struct.pack("<H", 42)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def truncated(ctx: Ctx, fmt: str) -> Path:
     whole = save(ctx, f"whole.{fmt}", ctx.assets.portrait)
     cut = ctx.folder / f"cut.{fmt}"
@@ -341,6 +354,9 @@ CASES: list[Case] = [
          lambda c: c.argv(image=truncated(c, "png")), 2, r"truncated or corrupt"),
     Case("img_truncated_jpeg", "JPEG cut in half",
          lambda c: c.argv(image=truncated(c, "jpeg")), 2, r"truncated or corrupt"),
+    Case("img_tiff_42_samples", "a TIFF claiming 42 samples per pixel: only our message",
+         lambda c: c.argv(image=tiff_with_42_samples(c.folder, c.assets.portrait)), 2,
+         r"^talkinghead: error: \S*odd\.tif is not an image that can be read"),
     Case("img_not_an_image", "a text file named .png",
          lambda c: c.argv(image=_bytes(c, "notes.png", b"shopping list\n")), 2, r"not an image"),
     Case("img_video", "a video as the image: its first frame is the portrait (as SadTalker)",
@@ -694,3 +710,17 @@ if __name__ == "__main__":
         print_table(CASES)
     else:
         sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_only_our_message_reaches_the_user_when_a_library_logs_its_own(tmp_path, portrait_path):
+    """Pillow logs an error about a TIFF claiming 42 samples per pixel before refusing it, and
+    with no logging set up Python printed that line above ours; the command line prints only
+    its own message."""
+    from talkinghead.media import load_image
+
+    image = tiff_with_42_samples(tmp_path, load_image(portrait_path).pixels)
+    done = subprocess.run([sys.executable, "-m", "talkinghead", "generate", "--image", str(image),
+                           "--text", "Hi.", "-o", str(tmp_path / "out.mp4")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("talkinghead: error:") and "samples per pixel" not in done.stderr

@@ -100,8 +100,16 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+QUIET_LIBRARIES = ("PIL",)
+
+
 def _log_to_stderr(level: int) -> None:
-    """Route talkinghead's warnings (several faces, fallbacks) to stderr, once per process."""
+    """Route talkinghead's warnings (several faces, fallbacks) to stderr, once per process.
+    Libraries' own log records (Pillow's complaint about a file it then refuses) are dropped:
+    the error that reaches the user is ours, and says what to do."""
+    for library in QUIET_LIBRARIES:
+        if not logging.getLogger(library).handlers:
+            logging.getLogger(library).addHandler(logging.NullHandler())
     logger = logging.getLogger("talkinghead")
     logger.setLevel(level)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
