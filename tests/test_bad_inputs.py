@@ -443,6 +443,13 @@ CASES: list[Case] = [
          lambda c: c.argv(audio=write_wav(c.folder / "click.wav",
                                           np.random.default_rng(0).normal(0, 0.1, 200), 16000)), 0,
          seconds=0.04),
+    # reference videos
+    Case("ref_pose_missing", "--ref-pose naming no file",
+         lambda c: c.argv(None, None, None, "--ref-pose", str(c.folder / "nothing.mp4")), 2,
+         r"no reference video file at \S*nothing\.mp4"),
+    Case("ref_blink_not_a_video", "--ref-blink naming a text file",
+         lambda c: c.argv(None, None, None, "--ref-blink", str(_bytes(c, "notes.mp4", b"hello\n"))),
+         2, r"cannot read the reference video \S*notes\.mp4: it is not a video that ffmpeg reads"),
     # output paths
     Case("out_folder_missing", "output in a folder that does not exist",
          lambda c: c.argv(out=c.folder / "no" / "such" / "out.mp4"), 2,

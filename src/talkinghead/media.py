@@ -951,7 +951,7 @@ def _open_video(path: PathLike) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError) as exc:
-        raise ValueError(f"cannot open video {path}: {exc}") from exc
+        raise ValueError(f"it is not a video that ffmpeg reads ({_reason(exc)})") from exc
     if not container.streams.video:
         container.close()
         raise ValueError(f"{path} has no video stream")

@@ -53,6 +53,8 @@ def track_video(path: str | Path, max_seconds: float = 600.0) -> ReferenceMotion
     """Head pose and eye openness of the face in a video file (at most ``max_seconds``)."""
     from ..media import iter_video_frames, probe_video
 
+    if not Path(path).is_file():
+        raise UserError(f"no reference video file at {path}: check the path and the spelling.")
     try:
         fps = probe_video(path).fps or 25.0
         frames = iter_video_frames(path)
