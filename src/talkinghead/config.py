@@ -1,7 +1,6 @@
 """One frozen config per stage; every default is defined here, once."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -9,6 +8,7 @@ NUM_POSE_STYLES = 46
 EMOTIONS = ("neutral", "happy", "sad", "surprised", "angry")
 GAZES = ("natural", "camera", "fixed")
 MAX_FREE_VIEW_DEG = 45.0
+MAX_SCALE = 3.0  # expression and head-motion scales: beyond this the face tears
 BACKENDS = ("embedded", "sadtalker")
 DEVICES = ("auto", "cpu", "cuda")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?|other")
@@ -57,8 +57,9 @@ class MotionConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.pose_style < NUM_POSE_STYLES:
             raise ValueError(f"pose style must be 0..{NUM_POSE_STYLES - 1}, got {self.pose_style}")
-        if not all(0 <= s < math.inf for s in (self.expression_scale, self.head_motion_scale)):
-            raise ValueError("expression and head-motion scales must be finite and >= 0")
+        if not all(0 <= s <= MAX_SCALE for s in (self.expression_scale, self.head_motion_scale)):
+            raise ValueError(f"expression and head-motion scales must be within 0..{MAX_SCALE:g}, "
+                             f"got {self.expression_scale:g} and {self.head_motion_scale:g}")
         if self.emotion not in EMOTIONS:
             raise ValueError(f"emotion must be one of {', '.join(EMOTIONS)}, got {self.emotion!r}")
         if self.gaze not in GAZES:
@@ -112,6 +113,8 @@ class Config:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed must be a whole number 0 or more, got {self.seed!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
