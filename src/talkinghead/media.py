@@ -627,7 +627,7 @@ class VideoWriter:
     deleted and any file already at ``path`` is left untouched. Temporary files of the same
     ``path`` left by killed processes are removed when the next writer starts. On close the audio is trimmed or padded with silence to
     last exactly ``frames / fps`` seconds. The audio track is always 48 kHz mono. ``crf`` and
-    ``preset`` are x264's; VP9 takes ``crf`` + 8 (the same quality) at its real-time speed.
+    ``preset`` are x264's; VP9 takes ``crf`` + 8 (about the same quality; 0 is lossless in both).
 
     ``width`` and ``height`` must be even (see ``even_size``); ``ValueError`` otherwise.
     """
@@ -814,9 +814,9 @@ _MUXER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+fasts
 
 
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
-    if codec == "libvpx-vp9":  # real time at cpu-used 6: as fast as x264 veryfast, 1-pass
-        return {"crf": str(min(63, crf + 8)), "b": "0", "deadline": "realtime", "cpu-used": "6",
-                "row-mt": "1"}
+    if codec == "libvpx-vp9":  # one pass, real time at cpu-used 6: about as fast as x264 here
+        quality = {"lossless": "1"} if crf == 0 else {"crf": str(min(63, crf + 8)), "b": "0"}
+        return {**quality, "deadline": "realtime", "cpu-used": "6", "row-mt": "1"}
     return {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
 
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from ..errors import NoFaceError
-from . import regions as R
 from ..quiet import native_stderr_silenced
+from . import regions as R
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -17,7 +17,7 @@ from .mouth import LUMA
 
 RIM_EDGE_IOD = 0.015  # a glasses rim's blurred edge reaches this far below its traced lower edge
 RIM_SKIN = (0.15, 0.75)  # a lid pulls down under the rim the skin this far from rim to lid ...
-RIM_SKIN_ROWS = 11       # ... sampled in this many rows, mirrored over and over downwards,
+RIM_SKIN_ROWS = 11       # ... sampled in this many rows, mirrored back and forth behind the bar,
 RIM_GLINT_QUANTILE = 75  # ... each column no brighter than this luma percentile (lens glints)
 RIM_FADE_IOD = 0.05  # the rim is held still up to this far from either end of its edge
 MOVED_PX = 0.2  # pixels that the blink moves less than this are left as the frame's warp made them
@@ -26,9 +26,9 @@ MOVED_PX = 0.2  # pixels that the blink moves less than this are left as the fra
 @dataclass(frozen=True)
 class Rim:
     """A glasses rim over one eye: its ``bottom`` ((K, 2) window pixels, x increasing: the
-    traced lower edge plus RIM_EDGE_IOD of blur), the ``skin`` under it ((RIM_SKIN_ROWS, K, 3)
-    float32, top row first, ``row_px`` apart in each column: (K,) px) and the ``fade`` (px)
-    over which its hold ends at either end."""
+    traced lower edge plus RIM_EDGE_IOD of blur), the skin under it (``skin_rows``:
+    (RIM_SKIN_ROWS, K, 3) float32, top row first, ``row_px`` apart in each column: (K,) px) and
+    the ``fade`` (px) over which its hold ends at either end."""
 
     bottom: np.ndarray
     skin_rows: np.ndarray
