@@ -32,12 +32,7 @@ function addExtraOption(opt) {
     input.type = "checkbox";
     input.value = "true";
     input.checked = Boolean(opt.default);
-    label.prepend(input);
-    input.id = input.name = opt.name;
-    $("extra-options").appendChild(label);
-    return;
-  }
-  if (opt.choices.length) {
+  } else if (opt.choices.length) {
     input = document.createElement("select");
     fillSelect(input, opt.choices, opt.default);
   } else {
@@ -49,7 +44,7 @@ function addExtraOption(opt) {
     input.value = opt.default ?? "";
   }
   input.id = input.name = opt.name;
-  label.appendChild(input);
+  if (input.type === "checkbox") label.prepend(input); else label.appendChild(input);
   $("extra-options").appendChild(label);
 }
 
