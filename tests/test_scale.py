@@ -242,3 +242,28 @@ def test_a_stop_requested_as_a_job_is_wrapped_up_does_not_wait_on_the_queue(redi
     assert worker.dequeue_job_and_maintain_ttl(worker.dequeue_timeout, max_idle_time=3) is None
     assert time.monotonic() - start < 1.0
     assert worker.dequeue_timeout == DEQUEUE_S <= 10
+
+
+def test_a_worker_unsubscribes_at_once_even_when_its_listener_waits(redis_url):
+    """The worker's pub/sub listener thread that has already read the unsubscribe reply waits
+    60 s for a new subscription; redis-py 8 joins that thread in ``stop()``, so a worker that
+    stopped right after a job hung there (6 of 20 in a loop; once in a CI run). Shutting down
+    must not wait for it."""
+    from redis import Redis
+    from rq import Queue
+
+    from talkinghead.server.scale import QUEUE_NAME, _Worker
+
+    conn = Redis.from_url(redis_url)
+    worker = _Worker([Queue(QUEUE_NAME, connection=conn)], connection=conn, name="listening")
+    worker.subscribe()
+    deadline = time.monotonic() + 10
+    while not worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.pubsub.unsubscribe()
+    while worker.pubsub.subscribed and time.monotonic() < deadline:
+        time.sleep(0.01)  # the listener read the reply: it now waits for a subscription
+    time.sleep(0.2)
+    start = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - start < 2.0

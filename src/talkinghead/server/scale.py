@@ -302,7 +302,10 @@ class _Worker(Worker):
     RQ 3.0's ``unsubscribe`` ends with ``pubsub.close()``, which waits for the listening
     thread, and that thread may be back in a 60 s read (its ``sleep_time``; rq/rq#1613): in 3
     of 6 full test runs here a worker's log ended at "unsubscribing" and SIGINT did not stop it
-    within 20-60 s. The thread is a daemon and this runs only as the worker shuts down, so the
+    within 20-60 s. redis-py 8's ``PubSubWorkerThread.stop()`` waits for the thread too (a
+    thread that read the unsubscribe reply before the stop waits 60 s for a subscription): 6
+    of 20 workers stopped right after their last job hung there. The thread is a daemon and
+    this runs only as the worker shuts down, so it is asked to stop, not waited for, and the
     connection is left to the process's exit.
 
     A stop requested while a finished job is still being wrapped up (the worker still busy)
@@ -323,8 +326,10 @@ class _Worker(Worker):
     def unsubscribe(self) -> None:
         if self.pubsub_thread:
             self.pubsub.unsubscribe()
-            self.pubsub_thread.stop()
-            self.pubsub_thread.join(timeout=1)
+            try:
+                self.pubsub_thread.stop(timeout=0)
+            except TypeError:  # redis-py before 8: stop() takes no timeout, and does not wait
+                self.pubsub_thread.stop()
 
 
 def run_worker(queue_url: str, name: str | None = None, burst: bool = False,
