@@ -224,6 +224,7 @@ def test_a_restarted_server_collects_the_jobs_it_left_on_the_queue(redis_url, po
         for job in jobs.values():
             assert job["status"] == "done", job
             assert client.get(job["video_url"]).content[4:8] == b"ftyp"
+            assert job["created_at"] <= job["started_at"] <= job["finished_at"]
 
 
 def test_a_stop_requested_as_a_job_is_wrapped_up_does_not_wait_on_the_queue(redis_url):

@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ class RedisJobManager(JobManager):
         frames = rq_job.meta.get("frames") or (0, 0)
         with self._lock:
             if job.status == QUEUED and not job.cancel.is_set():
-                job.status, job.started = RUNNING, time.time()
+                job.status, job.started = RUNNING, _started_at(rq_job)
                 job.save()
             job.frames_done, job.frames_total = int(frames[0]), int(frames[1])
         if status == JobStatus.FINISHED:
@@ -226,6 +227,15 @@ class RedisJobManager(JobManager):
             if job.status == DONE:
                 job.frames_done = job.frames_total
             job.save()
+
+
+def _started_at(rq_job: RQJob) -> float:
+    """When a worker started the job (``time.time()`` seconds; now where RQ does not say): a
+    job that ran on while the server restarted keeps its real start."""
+    started = rq_job.started_at
+    if started is None:
+        return time.time()
+    return (started if started.tzinfo else started.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _failure_message(rq_job: RQJob, timeout_s: float) -> str:
