@@ -125,6 +125,15 @@ def _loudness_gain(features: AudioFeatures, fps: float, num_frames: int) -> np.n
     return np.clip(gain, *JAW_GAIN_RANGE).astype(np.float32)
 
 
+def brow_lift(frames: np.ndarray, fps: float) -> np.ndarray:
+    """One accent's brow raise (0..1) ``frames`` (int array) after it starts: up to its peak
+    over BROW_RISE_S (sin²), then relaxing with time constant BROW_FALL_S."""
+    peak = max(int(round(BROW_RISE_S * fps)), 1)
+    k = np.asarray(frames, np.float64)
+    rising = np.sin(np.pi / 2 * np.minimum(k, peak) / peak) ** 2
+    return np.where(k <= peak, rising, np.exp(-(k - peak) / (BROW_FALL_S * fps)))
+
+
 def _brows(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
     """(T,) brow raise: held a little while speaking, lifting just before each phrase, and
     raised briefly on the most stressed syllables (at most one every BROW_GAP_S)."""
@@ -135,7 +144,6 @@ def _brows(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
     onsets = frame_values(features.onsets, features.rate, fps, num_frames)
     pitch = frame_values(features.pitch, features.rate, fps, num_frames)
     impulses = accent_impulses(stress(onsets * activity, pitch), fps, BROW_GAP_S, BROW_MIN_SHARE)
-    rise = np.sin(np.linspace(0, np.pi / 2, int(round(BROW_RISE_S * fps)) + 1)) ** 2
-    fall = np.exp(-np.arange(1, int(3 * BROW_FALL_S * fps) + 1) / (BROW_FALL_S * fps))
-    raises = gestures(impulses, np.r_[rise, fall], len(rise) - 1)
+    peak = int(round(BROW_RISE_S * fps))
+    raises = gestures(impulses, brow_lift(np.arange(peak + int(3 * BROW_FALL_S * fps) + 1), fps), peak)
     return np.clip(BROW_SPEAKING * speaking + BROW_ACCENT * raises, 0, BROW_MAX).astype(np.float32)

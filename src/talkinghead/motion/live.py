@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config
 from ..types import MotionTrack
 from .blink import BlinkSchedule
-from .expression import BROW_ACCENT, BROW_FALL_S, BROW_MAX, BROW_RISE_S, BROW_SMOOTH_S, BROW_SPEAKING
+from .expression import BROW_ACCENT, BROW_MAX, BROW_SMOOTH_S, BROW_SPEAKING, brow_lift
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import pose_style
 
@@ -116,11 +116,7 @@ class LiveBrows:
         self.speaking += self.follow * (activity - self.speaking)
         if onset and self.age >= LIVE_BROW_GAP_S * self.fps:
             self.age = 0.0
-        t = self.age / self.fps
-        if t <= BROW_RISE_S:
-            lift = np.sin(0.5 * np.pi * t / BROW_RISE_S) ** 2
-        else:
-            lift = float(np.exp(-(t - BROW_RISE_S) / BROW_FALL_S))
+        lift = float(brow_lift(np.array(self.age), self.fps))
         self.age += 1
         return float(min(BROW_SPEAKING * self.speaking + BROW_ACCENT * lift, BROW_MAX))
 
