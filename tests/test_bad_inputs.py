@@ -344,8 +344,6 @@ def stale_temp(ctx: Ctx) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # the corpus
 
-P = "talkinghead.pipeline."
-
 CASES: list[Case] = [
     # images
     Case("img_zero_bytes", "empty image file",
@@ -505,7 +503,7 @@ CASES: list[Case] = [
     # failures inside
     Case("bug_inside", "an unexpected exception (a bug) inside the pipeline",
          lambda c: c.argv(), 3, r"internal error: RuntimeError: boom.*report it",
-         patch=(P + "find_upright_face", {"side_effect": RuntimeError("boom")})),
+         patch=("talkinghead.stream.find_upright_face", {"side_effect": RuntimeError("boom")})),
     Case("ctrl_c_while_rendering", "Ctrl-C while frames are being written",
          lambda c: c.argv(), 130, r"interrupted; no output written",
          patch=("talkinghead.media.VideoWriter.write", {"side_effect": KeyboardInterrupt()})),

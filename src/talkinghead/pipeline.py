@@ -12,15 +12,14 @@ from .audio.features import compute_features, iter_16k
 from .audio.phones import align_phones, recognize_phones
 from .config import Config
 from .errors import UserError
-from .face.crop import Framing, plan_framing
+from .face.crop import Framing
 from .face.landmarks import find_upright_face
-from .face.model import fit_framed
 from .media import check_output_path, load_audio, load_image
 from .face.tracking import track_video
 from .motion.io import conform_channels, retime
 from .motion.track import make_motion, num_frames_for
 from .segments import PhraseMotion, StageClock
-from .stream import MotionSource, PlannedMotion, Stream, write_frames
+from .stream import MotionSource, PlannedMotion, Stream, fit_portrait, write_frames
 from .types import AudioFeatures, FaceFit, MotionTrack, Phone, Portrait, ReferenceMotion, Waveform
 
 Progress = Callable[[int, int], None]
@@ -95,13 +94,10 @@ class Pipeline:
 
     def face(self, portrait: Portrait, timings: Timings) -> tuple[Framing, FaceFit, int]:
         """Step 1: detect, mesh, frame and fit the face → framing, fit, faces in the photo."""
-        cfg = self.config
         t = time.perf_counter()
-        pixels, mesh, num_faces = find_upright_face(portrait.pixels, cfg.face.face_index)
-        framing = plan_framing(pixels, mesh, cfg.face.preprocess, cfg.face.size)
-        fit = fit_framed(framing, mesh)
+        fitted = fit_portrait(portrait, self.config)
         timings.face += time.perf_counter() - t
-        return framing, fit, num_faces
+        return fitted
 
     def references(self) -> tuple[ReferenceMotion | None, ReferenceMotion | None]:
         """Head pose and eyelids tracked on the ``--ref-pose`` / ``--ref-blink`` videos."""

@@ -127,7 +127,7 @@ class Stream:
         self.config = cfg = config or Config()
         self.fps = cfg.video.fps
         self.sample_rate = sample_rate
-        self.framing, fit = face or _fit(portrait, cfg)
+        self.framing, fit = face or fit_portrait(portrait, cfg)[:2]
         self.face = (self.framing, fit)
         self.renderer = Renderer(self.framing, fit)
         self.channels = fit.channels
@@ -233,11 +233,11 @@ def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Confi
     return motion
 
 
-def _fit(portrait: Portrait, cfg: Config) -> tuple[Framing, FaceFit]:
-    """Find, frame and fit the face once."""
-    pixels, mesh, _ = find_upright_face(portrait.pixels, cfg.face.face_index)
+def fit_portrait(portrait: Portrait, cfg: Config) -> tuple[Framing, FaceFit, int]:
+    """Find (upright), frame and fit the face once → framing, fit, faces in the photo."""
+    pixels, mesh, num_faces = find_upright_face(portrait.pixels, cfg.face.face_index)
     framing = plan_framing(pixels, mesh, cfg.face.preprocess, cfg.face.size)
-    return framing, fit_framed(framing, mesh)
+    return framing, fit_framed(framing, mesh), num_faces
 
 
 def write_frames(frames: Iterable[np.ndarray], output: Path, size: tuple[int, int],
