@@ -8,13 +8,22 @@ import pytest
 
 from talkinghead.config import EMOTIONS, NUM_POSE_STYLES, MotionConfig
 from talkinghead.face.model import CHANNELS
-from talkinghead.motion.blink import blink_times, blink_track
+from talkinghead.motion.blink import blink_times, one_blink
 from talkinghead.motion.gaze import eye_turn
 from talkinghead.motion.pose import free_view, pose_style, pose_track
 from talkinghead.motion.track import make_motion
 from talkinghead.types import AudioFeatures, Phone
 
 FPS = 25.0
+
+
+def blink_track(rng: np.random.Generator, fps: float, num_frames: int) -> np.ndarray:
+    """(T,) eyelid closure of ``blink_times`` as drawn (no waiting for pauses): the oracle."""
+    frames = np.arange(num_frames)
+    out = np.zeros(num_frames, dtype=np.float32)
+    for start, length in blink_times(rng, num_frames / fps):
+        out = np.maximum(out, one_blink(frames, fps, start, length))
+    return out
 
 
 def speech_like(seconds: float = 20.0, seed: int = 1) -> AudioFeatures:

@@ -37,16 +37,6 @@ def blink_times(rng: np.random.Generator, duration_s: float,
     return [b for b in blinks if b[0] < duration_s]
 
 
-def blink_track(rng: np.random.Generator, fps: float, num_frames: int,
-                rate_gain: float = 1.0) -> np.ndarray:
-    """(T,) float32 eyelid closure in [0, 1] per frame (1 = closed)."""
-    frames = np.arange(num_frames)
-    out = np.zeros(num_frames, dtype=np.float32)
-    for start, length in blink_times(rng, num_frames / fps, rate_gain):
-        out = np.maximum(out, one_blink(frames, fps, start, length))
-    return out
-
-
 def one_blink(frames: np.ndarray, fps: float, start: float, length: float) -> np.ndarray:
     """Closure at video ``frames`` (indices) of one blink from ``start`` s lasting ``length``
     s; the frame nearest the middle of its shut phase is fully shut."""

@@ -128,10 +128,15 @@ def _loudness_gain(features: AudioFeatures, fps: float, num_frames: int) -> np.n
 def brow_lift(frames: np.ndarray, fps: float) -> np.ndarray:
     """One accent's brow raise (0..1) ``frames`` (int array) after it starts: up to its peak
     over BROW_RISE_S (sin²), then relaxing with time constant BROW_FALL_S."""
-    peak = max(int(round(BROW_RISE_S * fps)), 1)
+    peak = _brow_peak(fps)
     k = np.asarray(frames, np.float64)
     rising = np.sin(np.pi / 2 * np.minimum(k, peak) / peak) ** 2
     return np.where(k <= peak, rising, np.exp(-(k - peak) / (BROW_FALL_S * fps)))
+
+
+def _brow_peak(fps: float) -> int:
+    """Frames from a brow raise's start to its peak (BROW_RISE_S, at least one)."""
+    return max(int(round(BROW_RISE_S * fps)), 1)
 
 
 def _brows(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
@@ -144,6 +149,6 @@ def _brows(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
     onsets = frame_values(features.onsets, features.rate, fps, num_frames)
     pitch = frame_values(features.pitch, features.rate, fps, num_frames)
     impulses = accent_impulses(stress(onsets * activity, pitch), fps, BROW_GAP_S, BROW_MIN_SHARE)
-    peak = int(round(BROW_RISE_S * fps))
+    peak = _brow_peak(fps)
     raises = gestures(impulses, brow_lift(np.arange(peak + int(3 * BROW_FALL_S * fps) + 1), fps), peak)
     return np.clip(BROW_SPEAKING * speaking + BROW_ACCENT * raises, 0, BROW_MAX).astype(np.float32)
