@@ -132,9 +132,7 @@ def _first_video_frame(path: Path) -> Image.Image | None:
     """The first frame of a video file, as SadTalker takes a video source; None when ffmpeg
     finds no decodable video in the file."""
     try:
-        with av.open(str(path), mode="r") as container:
-            if not container.streams.video:
-                return None
+        with _open_video(path) as container:
             for frame in container.decode(container.streams.video[0]):
                 return frame.to_image()
     except (av.FFmpegError, OSError, ValueError):
