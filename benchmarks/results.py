@@ -94,6 +94,8 @@ landmarks; definitions in `../shared/docs/METRICS.md`. sync r: mouth opening vs 
 clip's (lag in frames); aud: vs audio energy, with a shifted-audio null; silence: mouth
 opening in pauses / in speech (lower rests better); id: face-descriptor distance to the
 portrait; sharp: face sharpness / the portrait's, at the same face scale, median over frames;
+cpbd: the whole frames' CPBD (Narvekar & Karam's no-reference sharpness, as papers report it;
+higher is sharper; HDTF's real 512² clips read about 0.39), mean of 25 frames;
 gaze: spread (std) of the iris's place between the eye corners, in eye widths (a still eye
 reads about 0.01, the measurement's noise); brow: spread (std) of the brows' height above the
 eye corners, in inter-ocular distances (head pitch and dlib's fit of a moving mouth move it

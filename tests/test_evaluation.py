@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from talkinghead.evaluation import metrics as M
+from talkinghead.evaluation.cpbd import cpbd, edge_widths, sobel_edges, video_cpbd
 from talkinghead.types import Phone
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -210,6 +211,32 @@ def test_sharpness_ratio_ignores_the_mouth_and_the_face_size(landmarker) -> None
     larger = cv2.resize(image, (width * 3 // 2, height * 3 // 2), interpolation=cv2.INTER_LANCZOS4)
     assert M.face_scale(points * 1.5, points) == pytest.approx(1.5)
     assert M.sharpness_ratio(larger[None], points[None] * 1.5, image, points) == pytest.approx(1.0, abs=0.05)
+
+
+HOPPER_CPBD = 0.7143806412315189  # the PyPI ``cpbd`` 1.0.7 port's CPBD of the demo portrait (greyscale)
+
+
+def test_cpbd_matches_the_reference_port_and_falls_with_blur() -> None:
+    grey = cv2.cvtColor(_grace_hopper(), cv2.COLOR_RGB2GRAY)
+    scores = [cpbd(grey if sigma == 0 else cv2.GaussianBlur(grey, (0, 0), sigma)) for sigma in (0, 0.7, 1.5, 3)]
+    assert scores[0] == pytest.approx(HOPPER_CPBD, abs=0.003)  # JPEG decoders may differ a little
+    assert scores == sorted(scores, reverse=True) and scores[-1] < 0.01
+    frames = np.stack([_grace_hopper()] * 3)
+    assert video_cpbd(frames) == pytest.approx(scores[0])
+    assert np.isnan(cpbd(np.full((128, 128), 90, np.uint8))) and np.isnan(cpbd(grey[:60, :60]))
+
+
+@pytest.mark.parametrize("profile, width", [
+    ([0, 0, 0, 20, 80, 180, 220, 230, 230, 230], 5),  # five rising steps, steepest at 80 -> 180
+    ([240, 240, 235, 200, 60, 30, 30, 30, 30, 30], 4),  # four falling steps
+])
+def test_edge_width_is_the_run_of_steps_through_the_steepest_pixel(profile, width) -> None:
+    row = np.array(profile[:1] * 6 + profile + profile[-1:] * 6, float)
+    grey = np.repeat(row[None], 9, axis=0)
+    widths = edge_widths(grey, sobel_edges(grey))
+    steepest = 6 + int(np.argmax(np.abs(np.gradient(np.array(profile, float)))))
+    assert widths[4, steepest] == width
+    assert np.count_nonzero(widths[4, 6:-6]) == 1
 
 
 def test_gaze_spread_ignores_closed_eyes_and_needs_two_seconds() -> None:

@@ -4,6 +4,7 @@ dlib is imported only inside this package, and only when a ``Landmarker`` is mad
 """
 from __future__ import annotations
 
+from .cpbd import cpbd, video_cpbd
 from .landmarks import Landmarker, Track
 from .metrics import (
     AudioSync,
@@ -44,10 +45,10 @@ from .synthetic import SyntheticRow, format_synthetic, main_synthetic, synthetic
 
 __all__ = [
     "AudioSync", "Generate", "Landmarker", "Report", "Row", "SyntheticRow", "Track",
-    "audio_energy", "beat_alignment", "bilabial_scores", "blinks_per_minute", "detect_blinks",
+    "audio_energy", "beat_alignment", "bilabial_scores", "blinks_per_minute", "cpbd", "detect_blinks",
     "evaluate_clip", "evaluate_clips", "eye_aspect_ratio", "format_markdown", "format_synthetic",
     "format_table", "head_motion_ratio", "head_motion_std", "head_pose", "identity_distance",
     "inter_ocular", "landmark_jitter", "main_eval", "main_synthetic", "mouth_opening", "pearson",
     "resample", "sharpness_ratio", "silence_mask", "silence_rest_ratio", "speech_threshold",
-    "still_video", "sync_with_audio", "sync_with_reference", "synthetic_scores",
+    "still_video", "sync_with_audio", "sync_with_reference", "synthetic_scores", "video_cpbd",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import NoFaceError, TalkingHeadError, UserError
 from ..types import Phone
 from . import metrics as M
+from .cpbd import video_cpbd
 from ._media import Video, read_audio, read_image, read_video, write_png, write_video, write_wav
 from .landmarks import Landmarker, Track
 
@@ -39,7 +40,8 @@ class Row:
     ``head_std`` degrees (yaw, pitch, roll); ``head_ratio`` = |std| / |real std|; ``jitter`` in
     inter-ocular distances per frame²; ``face_found`` share of frames with landmarks;
     ``gaze_std``: std of the iris's place between the eye corners (share of the eye's width);
-    ``brow_std``: std of the brows' height above the eye corners (inter-ocular distances).
+    ``brow_std``: std of the brows' height above the eye corners (inter-ocular distances);
+    ``cpbd``: the whole frames' CPBD sharpness (``cpbd.video_cpbd``), higher is sharper.
     """
 
     clip: str
@@ -61,6 +63,7 @@ class Row:
     identity_mean: float
     identity_max: float
     sharpness: float
+    cpbd: float
     blinks_per_min: float
     head_std: tuple[float, float, float]
     head_ratio: float
@@ -131,8 +134,9 @@ def _series(track: Track, times: np.ndarray, grid: np.ndarray) -> _Series:
 
 
 def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
-         sharpness: float, gaze: float, timing: tuple[float, float]) -> Row:
-    """All metrics of one video of ``clip`` against the real video's series ``real``."""
+         sharpness: tuple[float, float], gaze: float, timing: tuple[float, float]) -> Row:
+    """All metrics of one video of ``clip`` against the real video's series ``real``;
+    ``sharpness``: (face sharpness / the portrait's, CPBD)."""
     fps = clip.fps
     sync = M.sync_with_reference(video.mouth, real.mouth)
     audio = M.sync_with_audio(video.mouth, clip.energy)
@@ -146,7 +150,7 @@ def _row(kind: str, clip: _Clip, video: _Series, real: _Series, track: Track,
         audio_null_r0=audio.null_r0, audio_null_best_r=audio.null_best_r,
         silence_ratio=M.silence_rest_ratio(video.mouth, clip.energy, fps),
         bilabial_closed=bilabial[0], open_vowels=bilabial[1],
-        identity_mean=ident[0], identity_max=ident[1], sharpness=sharpness,
+        identity_mean=ident[0], identity_max=ident[1], sharpness=sharpness[0], cpbd=sharpness[1],
         blinks_per_min=M.blinks_per_minute(video.ear, fps),
         head_std=tuple(float(v) for v in M.head_motion_std(video.pose)),
         head_ratio=M.head_motion_ratio(video.pose, real.pose)[1],
@@ -163,7 +167,8 @@ def _measure_video(kind: str, clip: _Clip, video: Video, real: _Series | None,
     start = time.perf_counter()
     track = landmarker.track(video.frames)
     series = _series(track, video.times, clip.grid)
-    sharp = M.sharpness_ratio(video.frames, track.points, clip.portrait, clip.portrait_track.points[0])
+    sharp = (M.sharpness_ratio(video.frames, track.points, clip.portrait, clip.portrait_track.points[0]),
+             video_cpbd(video.frames))
     gaze = M.gaze_spread(M.iris_offsets(video.frames, track.points), video.fps)
     row = _row(kind, clip, series, real or series, track, sharp, gaze,
                (generate_seconds, time.perf_counter() - start))
@@ -175,8 +180,9 @@ def _measure_still(clip: _Clip, real: _Series) -> Row:
     start = time.perf_counter()
     track = clip.portrait_track.repeat(len(clip.grid))
     series = _series(track, clip.grid, clip.grid)
-    sharp = M.sharpness_ratio(clip.portrait[None], clip.portrait_track.points, clip.portrait,
-                              clip.portrait_track.points[0])
+    sharp = (M.sharpness_ratio(clip.portrait[None], clip.portrait_track.points, clip.portrait,
+                               clip.portrait_track.points[0]),
+             video_cpbd(clip.portrait[None]))
     return _row("still", clip, series, real, track, sharp, 0.0,
                 (0.0, time.perf_counter() - start))
 
@@ -334,6 +340,7 @@ COLUMNS = (  # header, width, value
     ("id mean", 7, lambda r: _num(r.identity_mean, 2)),
     ("id max", 6, lambda r: _num(r.identity_max, 2)),
     ("sharp", 5, lambda r: _num(r.sharpness, 2)),
+    ("cpbd", 4, lambda r: _num(r.cpbd, 2)),
     ("blink/min", 9, lambda r: _num(r.blinks_per_min, 1)),
     ("head std y/p/r", 14, lambda r: "/".join(_num(v, 1) for v in r.head_std)),
     ("head×", 5, lambda r: _num(r.head_ratio, 2)),
