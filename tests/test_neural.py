@@ -394,6 +394,39 @@ def test_sadtalker_backend_with_reference_pose_and_blink(tmp_path, tiny_checkpoi
     assert _probe(out) == (25, 256, 256, True)
 
 
+def test_sadtalker_backend_at_another_fps_interpolates_the_25_fps_motion(tiny_checkpoints, portrait_path,
+                                                                        one_second_wav):
+    from talkinghead.config import Config, VideoConfig
+    from talkinghead.face.landmarks import find_face
+    from talkinghead.media import load_audio, load_image
+    from talkinghead.neural.backend import SadTalkerBackend
+
+    pixels = load_image(portrait_path).pixels
+    mesh, _ = find_face(pixels)
+    samples = load_audio(one_second_wav).samples
+    backend = SadTalkerBackend(tiny_checkpoints, 256)
+
+    def frames(fps: float) -> list[np.ndarray]:
+        config = Config(backend="sadtalker", checkpoints=str(tiny_checkpoints), seed=2,
+                        video=VideoConfig(fps=fps))
+        plan = backend.prepare(pixels, mesh, samples, config)
+        return list(backend.frames(plan))
+
+    at25, at50 = frames(25.0), frames(50.0)
+    assert len(at25) == 25 and len(at50) == 50
+    for k in range(25):  # the 50 fps frames on the 25 fps instants are those frames
+        assert np.array_equal(at50[2 * k], at25[k]), k
+    between = [np.abs(at50[2 * k + 1].astype(int) - at25[k]).mean() for k in range(24)]
+    moved = [np.abs(at25[k + 1].astype(int) - at25[k]).mean() for k in range(24)]
+    assert 0 < np.median(between) < np.median(moved)  # half-way frames lie between their neighbours
+
+
+def test_sadtalker_backend_writes_30_fps(tmp_path, tiny_checkpoints, portrait_path, one_second_wav):
+    out = tmp_path / "thirty.mp4"
+    assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, "--fps", "30") == 0
+    assert _probe(out) == (30, 256, 256, True)
+
+
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 def test_upsampled_conv_equals_upsample_then_conv(scale):
     from talkinghead.neural.facevid2vid import upsampled_conv3x3

@@ -34,11 +34,12 @@ from .align import align_face, five_points
 from .checkpoints import SadTalkerNets, checkpoint_paths, load_mapping, load_sadtalker
 from .coefficients import motion_coefficients
 from .facevid2vid import PRECISIONS, bf16_supported
-from .mapping import RADIUS, transform_keypoints
+from .mapping import RADIUS, bins_to_degrees, transform_keypoints
 
 #: Keyword arguments of :class:`SadTalkerNets`; empty = the official sizes. Tests shrink it.
 ARCHITECTURE: dict = {}
 FPS = 25
+AXES = ("yaw", "pitch", "roll")
 MAPPING_CHUNK = 64
 FEATHER = 0.08
 #: Renderer precision when neither the ``precision`` argument nor $TALKINGHEAD_PRECISION says:
@@ -60,17 +61,29 @@ class SourceFace:
 
 @dataclass
 class Plan:
-    """One video: the source, driving ``coeffs`` (T, C), free-view ``angles`` (degrees, (T,)
-    each, overriding MappingNet's) and the ``compose`` step to the output picture."""
+    """One video: the source, driving ``coeffs`` (T, C) at the networks' 25 fps, the output
+    ``fps``, free-view ``angles`` (degrees, (num_frames,) each, overriding MappingNet's) and the
+    ``compose`` step to the output picture."""
 
     source: SourceFace
     coeffs: np.ndarray
     compose: "Compositor"
     angles: dict[str, np.ndarray] = field(default_factory=dict)
+    fps: float = FPS
 
     @property
     def num_frames(self) -> int:
-        return int(self.coeffs.shape[0])
+        """Output frames: T at 25 fps, as many as cover the same time at another ``fps``."""
+        return output_frames(int(self.coeffs.shape[0]), self.fps)
+
+    def positions(self) -> np.ndarray:
+        """(num_frames,) where each output frame falls in the 25 fps sequence, in its frames."""
+        return np.minimum(np.arange(self.num_frames) * (FPS / self.fps), self.coeffs.shape[0] - 1)
+
+
+def output_frames(count: int, fps: float) -> int:
+    """Frames at ``fps`` covering ``count`` frames at 25 fps."""
+    return count if fps == FPS else max(1, int(round(count * fps / FPS)))
 
 
 class Compositor:
@@ -139,8 +152,7 @@ def check_supported(config: Config) -> None:
     """UserError for options this backend does not offer (yet)."""
     m = config.motion
     unsupported = [name for name, on in (
-        ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript),
-        (f"--fps {config.video.fps:g} (SadTalker runs at {FPS})", config.video.fps != FPS)) if on]
+        ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript)) if on]
     if unsupported:
         raise UserError(f"the sadtalker backend does not support {', '.join(unsupported)}; "
                         "drop them or use --backend embedded")
@@ -226,24 +238,29 @@ class SadTalkerBackend:
         canvas = plan_framing(pixels, mesh, mode, matte=False, glasses=False) if full else None
         source = self.source_face(net.image, net.map_points(mesh))
         coeffs = self.coefficients(samples, source, config)
-        angles = {k: v for k in ("yaw", "pitch", "roll")
-                  if (v := free_view(getattr(config.motion, k), len(coeffs))) is not None}
+        count = output_frames(len(coeffs), config.video.fps)
+        angles = {k: v for k in AXES if (v := free_view(getattr(config.motion, k), count)) is not None}
         side = config.face.size or self.size
-        return Plan(source, coeffs, Compositor(net, canvas, side // 2 * 2), angles)
+        return Plan(source, coeffs, Compositor(net, canvas, side // 2 * 2), angles, config.video.fps)
 
     @torch.inference_mode()
     def frames(self, plan: Plan) -> Iterator[np.ndarray]:
-        """Every output frame (H, W, 3) uint8, one at a time; the source is encoded once."""
+        """Every output frame (H, W, 3) uint8, one at a time; the source is encoded once.
+        MappingNet runs on the 25 fps coefficients, as trained; at another output fps its
+        keypoint motion (angles in degrees, translation, deltas) is interpolated linearly."""
         dev = self.device
         image = torch.from_numpy(plan.source.crop.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         canonical, volume = self.nets.renderer.encode(image.to(dev))
         src = torch.from_numpy(plan.source.coeffs)[None, :, None].expand(1, -1, 2 * RADIUS + 1)
         kp_source = transform_keypoints(canonical, self.mapping(src.to(dev)))
-        for start in range(0, plan.num_frames, MAPPING_CHUNK):
-            motion = self.mapping(_windows(plan.coeffs, start, start + MAPPING_CHUNK).to(dev))
-            for j in range(next(iter(motion.values())).shape[0]):
-                one = {k: v[j:j + 1] for k, v in motion.items()}
-                angles = {k: torch.tensor([float(v[start + j])], device=dev) for k, v in plan.angles.items()}
+        count, positions = plan.coeffs.shape[0], plan.positions()
+        for start in range(0, count, MAPPING_CHUNK):
+            stop = min(start + MAPPING_CHUNK, count)
+            motion = _in_degrees(self.mapping(_windows(plan.coeffs, start, stop + 1).to(dev)))
+            for k in np.nonzero((positions >= start) & (positions < stop))[0]:
+                one = _interpolated(motion, float(positions[k]) - start)
+                angles = {a: one[a] for a in AXES}
+                angles.update({a: torch.tensor([float(v[k])], device=dev) for a, v in plan.angles.items()})
                 kp = transform_keypoints(canonical, one, angles)
                 out = self.nets.renderer(volume, kp_source, kp)[0]
                 yield plan.compose(_to_uint8(out))
@@ -278,6 +295,20 @@ def _windows(coeffs: np.ndarray, start: int, stop: int) -> torch.Tensor:
     frames = np.arange(start, min(stop, count))
     index = np.clip(frames[:, None] + np.arange(-RADIUS, RADIUS + 1)[None, :], 0, count - 1)
     return torch.from_numpy(np.ascontiguousarray(coeffs[index].transpose(0, 2, 1)))
+
+
+def _in_degrees(motion: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """MappingNet's output with yaw/pitch/roll as degrees (n,) instead of bin logits."""
+    return {k: bins_to_degrees(v) if k in AXES else v for k, v in motion.items()}
+
+
+def _interpolated(motion: dict[str, torch.Tensor], at: float) -> dict[str, torch.Tensor]:
+    """Each (n, ...) entry of ``motion`` at fractional row ``at`` (linear), as (1, ...)."""
+    row = int(np.floor(at))
+    weight = at - row
+    if weight == 0.0 or row + 1 >= next(iter(motion.values())).shape[0]:
+        return {k: v[row:row + 1] for k, v in motion.items()}
+    return {k: v[row:row + 1] * (1.0 - weight) + v[row + 1:row + 2] * weight for k, v in motion.items()}
 
 
 def _to_uint8(frame: torch.Tensor) -> np.ndarray:

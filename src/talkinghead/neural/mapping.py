@@ -69,10 +69,11 @@ def transform_keypoints(canonical: torch.Tensor, motion: dict[str, torch.Tensor]
     """x_d = R·x_c + t + δ with t_x = t_z = 0 (face-vid2vid's Eq. 1 as SadTalker uses it).
 
     canonical (B, K, 3); motion from :class:`MappingNet`; ``angles`` optionally overrides
-    yaw/pitch/roll in degrees (B,) each (free view). Returns (B, K, 3).
+    yaw/pitch/roll in degrees (B,) each (free view; ``motion`` then needs no logits for them).
+    Returns (B, K, 3).
     """
-    degrees = {k: bins_to_degrees(motion[k]) for k in ("yaw", "pitch", "roll")}
-    degrees.update(angles or {})
+    angles = angles or {}
+    degrees = {k: angles[k] if k in angles else bins_to_degrees(motion[k]) for k in ("yaw", "pitch", "roll")}
     rot = rotation_matrix(degrees["yaw"], degrees["pitch"], degrees["roll"])
     t = motion["t"] * torch.tensor([0.0, 1.0, 0.0], dtype=motion["t"].dtype, device=motion["t"].device)
     rotated = torch.einsum("bmp,bkp->bkm", rot, canonical)
