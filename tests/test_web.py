@@ -1,5 +1,6 @@
 """The web page end to end in a real headless browser (Debian's chromium, driven by selenium):
-upload a portrait and speech, watch the job finish, get a playable video. Skips without chromium."""
+upload a portrait and speech (or record it: chromium's fake microphone beeps), watch the job
+finish, get a playable video. Skips without chromium."""
 from __future__ import annotations
 
 import socket
@@ -52,7 +53,8 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=900,1100", "--autoplay-policy=no-user-gesture-required"):
+                 "--window-size=900,1100", "--autoplay-policy=no-user-gesture-required",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
@@ -127,3 +129,31 @@ def test_text_to_speech_and_a_clear_error(base_url, browser, portrait_path):
     status = browser.find_element(By.ID, "status")
     wait_until(lambda: "size" in status.text, "the server's error message", timeout=30)
     assert "error" in status.get_attribute("class")
+
+
+def test_record_speech_with_the_microphone(base_url, browser, portrait_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#preprocess option"), "crop modes")
+    record_kind = browser.find_element(By.CSS_SELECTOR, "input[name=speech-kind][value=record]")
+    assert record_kind.is_displayed()
+    browser.find_element(By.ID, "image").send_keys(str(portrait_path))
+    record_kind.click()
+    assert not browser.find_element(By.ID, "audio").is_displayed()
+    browser.find_element(By.ID, "size").send_keys("128")
+    status, record = browser.find_element(By.ID, "status"), browser.find_element(By.ID, "record")
+    browser.find_element(By.ID, "submit").click()
+    wait_until(lambda: "record some speech first" in status.text, "the missing-recording message", 10)
+    record.click()
+    wait_until(lambda: record.text == "Stop", "the recording to start", 10)
+    time.sleep(2.0)
+    record.click()
+    wait_until(lambda: browser.execute_script("return recording && recording.size"), "the recording", 10)
+    assert browser.find_element(By.ID, "playback").is_displayed() and record.text == "Record again"
+    browser.find_element(By.ID, "submit").click()
+    wait_until(lambda: browser.find_element(By.ID, "video").get_attribute("src"), "the video")
+    duration = wait_until(lambda: browser.execute_script(
+        "const v = document.getElementById('video'); return v.readyState >= 2 && v.duration;"),
+        "the video's metadata", timeout=30)
+    assert 1.5 < duration < 3.0 and status.text == "done"

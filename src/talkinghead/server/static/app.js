@@ -4,6 +4,8 @@
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 500;
 let currentJob = null;
+let recorder = null;   // the MediaRecorder while recording
+let recording = null;  // the last recording: a Blob
 // language: of the speech (and the voice that speaks typed text)
 const EXTRA_OPTIONS = ["emotion", "emotion_strength", "head_motion_scale", "gaze", "language",
                        "no_blink", "seed"];
@@ -61,15 +63,62 @@ function speechKind() {
 }
 
 function showSpeechKind() {
-  const text = speechKind() === "text";
-  $("text-box").hidden = !text;
-  $("audio-box").hidden = text;
+  const kind = speechKind();
+  $("text-box").hidden = kind !== "text";
+  $("audio-box").hidden = kind !== "audio";
+  $("record-box").hidden = kind !== "record";
+}
+
+function offerRecording() {
+  // Microphones are reachable only from secure pages (https, or this machine's own address).
+  $("record-kind").hidden = !(navigator.mediaDevices && window.MediaRecorder);
+}
+
+async function toggleRecording() {
+  if (recorder) return recorder.stop();
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    return setStatus(`cannot use the microphone: ${err.message}`, true);
+  }
+  const chunks = [];
+  const started = Date.now();
+  const clock = setInterval(() => {
+    $("record-time").textContent = `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  }, 100);
+  recorder = new MediaRecorder(stream);
+  recorder.ondataavailable = (event) => chunks.push(event.data);
+  recorder.onstop = () => {
+    clearInterval(clock);
+    stream.getTracks().forEach((track) => track.stop());
+    recording = new Blob(chunks, { type: recorder.mimeType });
+    recorder = null;
+    if ($("playback").src) URL.revokeObjectURL($("playback").src);
+    $("playback").src = URL.createObjectURL(recording);
+    $("playback").hidden = false;
+    $("record").textContent = "Record again";
+  };
+  recorder.start();
+  $("record").textContent = "Stop";
+}
+
+function recordingName(type) {
+  // The container the browser chose: webm (Chrome, Firefox), ogg, or mp4 (Safari).
+  const kind = (type.split(";")[0].split("/")[1] || "webm").replace("mp4", "m4a");
+  return `recording.${kind}`;
 }
 
 function buildForm() {
   const form = new FormData($("job-form"));
+  const kind = speechKind();
   form.delete("speech-kind");
-  if (speechKind() === "text") form.delete("audio"); else form.delete("text");
+  if (kind !== "text") form.delete("text");
+  if (kind !== "audio") form.delete("audio");
+  if (kind === "record") {
+    if (!recording || recorder) throw new Error("record some speech first (Record, then Stop)");
+    form.set("audio", recording, recordingName(recording.type));
+  }
   return form;
 }
 
@@ -133,6 +182,8 @@ async function cancelJob() {
 
 document.querySelectorAll("input[name=speech-kind]").forEach((r) => r.addEventListener("change", showSpeechKind));
 $("image").addEventListener("change", showPortrait);
+$("record").addEventListener("click", toggleRecording);
+offerRecording();
 $("job-form").addEventListener("submit", submitJob);
 $("cancel").addEventListener("click", cancelJob);
 loadOptions().catch((err) => setStatus(`cannot reach the server: ${err.message}`, true));
