@@ -157,3 +157,28 @@ def test_record_speech_with_the_microphone(base_url, browser, portrait_path):
         "const v = document.getElementById('video'); return v.readyState >= 2 && v.duration;"),
         "the video's metadata", timeout=30)
     assert 1.5 < duration < 3.0 and status.text == "done"
+
+
+def test_take_the_portrait_with_the_camera(base_url, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#preprocess option"), "crop modes")
+    browser.find_element(By.ID, "camera-button").click()
+    wait_until(lambda: browser.execute_script(
+        "const v = document.getElementById('camera'); return v.readyState >= 2 && v.videoWidth;"),
+        "the camera's picture", 10)
+    browser.find_element(By.ID, "shoot").click()
+    size = wait_until(lambda: browser.execute_script(
+        "const p = document.getElementById('preview');"
+        "return snapshot && !p.hidden && p.naturalWidth && [p.naturalWidth, p.naturalHeight];"),
+        "the photo's thumbnail", 10)
+    assert size[0] >= 320 and not browser.find_element(By.ID, "camera").is_displayed()
+    assert browser.execute_script("return document.getElementById('image').required") is False
+    browser.find_element(By.CSS_SELECTOR, "input[name=speech-kind][value=text]").click()
+    browser.find_element(By.ID, "text").send_keys("Hi.")
+    browser.find_element(By.ID, "submit").click()
+    status = browser.find_element(By.ID, "status")
+    # chromium's fake camera films a test pattern: the photo arrives, and has no face in it
+    wait_until(lambda: "no face found" in status.text, "the server's verdict on the photo", 60)
+    assert "error" in status.get_attribute("class")

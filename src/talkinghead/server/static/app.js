@@ -6,6 +6,8 @@ const POLL_MS = 500;
 let currentJob = null;
 let recorder = null;   // the MediaRecorder while recording
 let recording = null;  // the last recording: a Blob
+let camera = null;     // the camera's stream while its preview shows
+let snapshot = null;   // a photo taken with the camera, used instead of a file: a Blob
 // language: of the speech (and the voice that speaks typed text)
 const EXTRA_OPTIONS = ["emotion", "emotion_strength", "head_motion_scale", "gaze", "language",
                        "no_blink", "seed"];
@@ -50,12 +52,53 @@ function addExtraOption(opt) {
   $("extra-options").appendChild(label);
 }
 
-function showPortrait() {
+function showPortrait(photo) {
   // A thumbnail of the chosen photo, so a wrong file is seen before it is uploaded.
-  const file = $("image").files[0];
   if ($("preview").src) URL.revokeObjectURL($("preview").src);
-  $("preview").hidden = !file;
-  if (file) $("preview").src = URL.createObjectURL(file);
+  $("preview").hidden = !photo;
+  if (photo) $("preview").src = URL.createObjectURL(photo);
+}
+
+function choosePortraitFile() {
+  snapshot = null;
+  $("image").required = true;
+  showPortrait($("image").files[0]);
+}
+
+async function toggleCamera() {
+  if (camera) return closeCamera();
+  try {
+    camera = await navigator.mediaDevices.getUserMedia({ video: true });
+  } catch (err) {
+    return setStatus(`cannot use the camera: ${err.message}`, true);
+  }
+  $("camera").srcObject = camera;
+  $("camera").hidden = $("shoot").hidden = false;
+  $("camera-button").textContent = "Close camera";
+}
+
+function closeCamera() {
+  camera.getTracks().forEach((track) => track.stop());
+  camera = null;
+  $("camera").srcObject = null;
+  $("camera").hidden = $("shoot").hidden = true;
+  $("camera-button").textContent = "Use camera";
+}
+
+function takePhoto() {
+  // The camera's frame as it is (the preview is mirrored, the photo is not), as a JPEG.
+  const video = $("camera");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  canvas.toBlob((blob) => {
+    snapshot = blob;
+    $("image").value = "";
+    $("image").required = false;
+    showPortrait(blob);
+    closeCamera();
+  }, "image/jpeg", 0.95);
 }
 
 function speechKind() {
@@ -69,8 +112,9 @@ function showSpeechKind() {
   $("record-box").hidden = kind !== "record";
 }
 
-function offerRecording() {
-  // Microphones are reachable only from secure pages (https, or this machine's own address).
+function offerDevices() {
+  // Cameras and microphones are reachable only from secure pages (https, or this machine).
+  $("camera-button").hidden = !navigator.mediaDevices;
   $("record-kind").hidden = !(navigator.mediaDevices && window.MediaRecorder);
 }
 
@@ -113,6 +157,7 @@ function buildForm() {
   const form = new FormData($("job-form"));
   const kind = speechKind();
   form.delete("speech-kind");
+  if (snapshot) form.set("image", snapshot, "camera.jpg");
   if (kind !== "text") form.delete("text");
   if (kind !== "audio") form.delete("audio");
   if (kind === "record") {
@@ -181,9 +226,11 @@ async function cancelJob() {
 }
 
 document.querySelectorAll("input[name=speech-kind]").forEach((r) => r.addEventListener("change", showSpeechKind));
-$("image").addEventListener("change", showPortrait);
+$("image").addEventListener("change", choosePortraitFile);
+$("camera-button").addEventListener("click", toggleCamera);
+$("shoot").addEventListener("click", takePhoto);
 $("record").addEventListener("click", toggleRecording);
-offerRecording();
+offerDevices();
 $("job-form").addEventListener("submit", submitJob);
 $("cancel").addEventListener("click", cancelJob);
 loadOptions().catch((err) => setStatus(`cannot reach the server: ${err.message}`, true));
