@@ -427,6 +427,28 @@ def test_sadtalker_backend_writes_30_fps(tmp_path, tiny_checkpoints, portrait_pa
     assert _probe(out) == (30, 256, 256, True)
 
 
+def test_eval_measures_the_sadtalker_backend(tmp_path, tiny_checkpoints, portrait_path, one_second_wav,
+                                             capsys):
+    import json
+
+    pytest.importorskip("dlib")
+    from talkinghead.cli import main
+
+    clips = tmp_path / "clips"
+    clips.mkdir()  # a "real" clip: the embedded backend's video of the portrait, with its speech
+    assert main(["generate", "--image", str(portrait_path), "--audio", str(one_second_wav),
+                 "-o", str(clips / "talk.mp4"), "--size", "256", "--quiet"]) == 0
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(clips), "--backend", "sadtalker", "--checkpoints", str(tiny_checkpoints),
+                 "--json", str(report), "--quiet"]) == 0
+    rows = {r["kind"]: r for r in json.loads(report.read_text())["rows"]}
+    assert rows["generated"]["frames"] == rows["real"]["frames"] == 25
+    assert rows["generated"]["generate_seconds"] > 0 and "talk" in capsys.readouterr().out
+    assert main(["eval", "--synthetic", "--backend", "sadtalker", "--checkpoints",
+                 str(tiny_checkpoints)]) == 2
+    assert "evaluate clips only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("scale", [1, 2, 3, 4])
 def test_upsampled_conv_equals_upsample_then_conv(scale):
     from talkinghead.neural.facevid2vid import upsampled_conv3x3

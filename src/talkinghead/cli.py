@@ -135,14 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--motion", default=None, metavar="FILE",
                      help="render the motion in FILE (.json/.npz from --export-motion) instead "
                           "of motion from the audio; the video lasts as long as the motion")
-    gen.add_argument("--backend", choices=BACKENDS, default="embedded",
-                     help="embedded: offline, CPU, no downloads; sadtalker: the official SadTalker "
-                          "networks from --checkpoints (needs the [sadtalker] extra)")
-    gen.add_argument("--checkpoints", default=None, metavar="DIR",
-                     help="folder holding SadTalker_V0.0.2_256/512.safetensors and mapping_*.pth.tar")
-    gen.add_argument("--device", choices=DEVICES, default="auto",
-                     help="where the sadtalker backend's networks run (auto: a CUDA GPU if torch "
-                          "sees one, else the CPU)")
+    _add_backend_options(gen)
     _add_options(gen)
     gen.set_defaults(func=_generate)
     demo = sub.add_parser("demo", help="animate a bundled portrait with synthesized speech")
@@ -156,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default="eval.json", help="where to write the results")
     ev.add_argument("--max-seconds", type=float, default=None, help="use only the first N s")
     ev.add_argument("--work-dir", default=None, help="keep generated videos here")
+    _add_backend_options(ev)
     _add_options(ev)
     ev.set_defaults(func=_eval)
     from .batch import add_batch_command
@@ -167,6 +161,17 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_worker_command(sub)
     return p
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="embedded",
+                   help="embedded: offline, CPU, no downloads; sadtalker: the official SadTalker "
+                        "networks from --checkpoints (needs the [sadtalker] extra)")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="folder holding SadTalker_V0.0.2_256/512.safetensors and mapping_*.pth.tar")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where the sadtalker backend's networks run (auto: a CUDA GPU if torch "
+                        "sees one, else the CPU)")
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
@@ -375,6 +380,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.clips is None and not args.synthetic:
         raise UserError("pass a folder of talking clips, --synthetic, or both")
+    if args.synthetic and args.backend != "embedded":
+        raise UserError("--synthetic scores the embedded backend's phone sources (true, recognized, "
+                        "aligned); with --backend sadtalker, evaluate clips only")
     pipeline = Pipeline(config_from_args(args))
 
     def generate(image: Path, audio: Path, out: Path) -> None:
