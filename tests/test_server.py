@@ -1,6 +1,8 @@
 """The HTTP service: jobs end to end, Range requests, limits, path safety, cancel, expiry."""
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 
@@ -313,3 +315,94 @@ def test_worker_exit_codes_become_messages(tmp_path):
     assert "signal 9" in _outcome_error(tmp_path, -9, False, 10)
     assert "exit code 1" in _outcome_error(tmp_path, 1, False, 10)
     assert "longer than 10 s" in _outcome_error(tmp_path, None, True, 10)
+
+
+# ---- live sessions over a WebSocket (/v1/live) ----
+
+def live_frames(ws, pcm: bytes, chunk: int) -> tuple[list[bytes], dict]:
+    """Send ``pcm`` in ``chunk``-byte messages, then end → (the frames, the done message)."""
+    for start in range(0, len(pcm), chunk):
+        ws.send_bytes(pcm[start:start + chunk])
+    ws.send_text('{"type": "end"}')
+    frames = []
+    while (message := ws.receive()).get("bytes") is not None:
+        frames.append(message["bytes"])
+    return frames, json.loads(message["text"])
+
+
+def test_live_session_sends_the_frames_a_local_stream_renders(server, portrait_path, hello_wav):
+    import cv2
+
+    from talkinghead.config import Config, FaceConfig
+    from talkinghead.media import load_audio, load_image
+    from talkinghead.server.live import JPEG_QUALITY
+    from talkinghead.stream import Stream
+
+    client, _, _ = server
+    speech = load_audio(hello_wav)  # 16 kHz
+    pcm = (np.clip(speech.samples, -1, 1) * 32767).astype("<i2").tobytes()
+    with client.websocket_connect("/v1/live?size=128&seed=3") as ws:
+        ws.send_bytes(portrait_path.read_bytes())
+        ready = ws.receive_json()
+        assert ready == {"type": "ready", "width": 128, "height": 128, "fps": 25.0, "sample_rate": 16000}
+        frames, done = live_frames(ws, pcm, 641)  # odd sizes: samples split across messages
+    local = Stream(load_image(portrait_path), Config(face=FaceConfig(size=128), seed=3))
+    samples = (np.clip(speech.samples, -1, 1) * 32767).astype(np.int16) / np.float32(32768.0)
+    expected = [f.pixels for f in local.feed(samples.astype(np.float32)) + local.finish()]
+    assert done == {"type": "done", "frames": len(frames)} and len(frames) == len(expected) >= 20
+    quality = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    assert frames == [cv2.imencode(".jpg", e[..., ::-1], quality)[1].tobytes() for e in expected]
+    decoded = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_GRAYSCALE) for f in frames]
+    assert np.std([d[80:110, 40:90].mean() for d in decoded]) > 0.5  # the mouth moves
+
+
+def test_live_frames_leave_while_the_speech_is_still_arriving(server, portrait_path, hello_wav):
+    from talkinghead.media import load_audio
+
+    client, _, _ = server
+    speech = load_audio(hello_wav)
+    pcm = (np.clip(speech.samples, -1, 1) * 32767).astype("<i2").tobytes()
+    with client.websocket_connect("/v1/live?size=96") as ws:
+        ws.send_bytes(portrait_path.read_bytes())
+        ws.receive_json()
+        half = len(pcm) // 4 * 2
+        ws.send_bytes(pcm[:half])  # half the speech: the frames it covers come back at once
+        seconds = half / 2 / 16000
+        count, ready = int((seconds - 0.12) * 25), []
+        reader = threading.Thread(target=lambda: ready.extend(ws.receive_bytes() for _ in range(count)),
+                                  daemon=True)  # a server that held the frames back would hang it
+        reader.start()
+        reader.join(60)
+        assert len(ready) == count and all(f[:2] == b"\xff\xd8" for f in ready)  # JPEGs
+        frames, done = live_frames(ws, pcm[half:], 3200)
+        assert done["frames"] == len(ready) + len(frames)
+
+
+@pytest.mark.parametrize("first, query, code", [
+    ("text", "", "missing_image"),
+    ("junk", "", "bad_image"),
+    ("photo", "pose_style=99", "bad_option"),
+    ("chat", "", "bad_message"),
+])
+def test_live_session_errors_are_named_and_close_the_socket(server, portrait_path, first, query, code):
+    client, _, _ = server
+    with client.websocket_connect(f"/v1/live?{query}") as ws:
+        if first == "text":
+            ws.send_text("hello")
+        elif first == "junk":
+            ws.send_bytes(b"not a picture at all")
+        else:
+            ws.send_bytes(portrait_path.read_bytes())
+        if first == "chat":
+            assert ws.receive_json()["type"] == "ready"
+            ws.send_text("hello")
+        error = ws.receive_json()
+        assert error["type"] == "error" and error["error"]["code"] == code, error
+        assert ws.receive()["code"] == 1008
+
+
+def test_live_sessions_beyond_the_limit_are_told_to_wait(tmp_path, portrait_path):
+    app = create_app(Settings(data_dir=tmp_path, max_live=0))
+    with TestClient(app) as client, client.websocket_connect("/v1/live") as ws:
+        error = ws.receive_json()
+        assert error["error"]["code"] == "busy" and ws.receive()["code"] == 1013

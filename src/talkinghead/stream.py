@@ -142,6 +142,10 @@ class Stream:
         self._clock = threading.Lock()
         self._first_frame = threading.Event()
 
+    def close(self) -> None:
+        """Let the render threads go (a finished stream renders nothing more)."""
+        self._pool.shutdown(wait=False)
+
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the frames."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +26,7 @@ from talkinghead.config import Config
 
 from .jobs import DONE, Job, JobManager
 from .limits import LimitError, Limits, check_audio, check_image, check_size, check_text
+from .live import LiveSessions, live_session
 from .options import OptionError, apply_options, available_options, config_to_dict
 from .worker import AUDIO, IMAGE
 
@@ -38,13 +39,15 @@ _COPY_CHUNK = 1024 * 1024
 class Settings:
     """How the server runs: where job files go, how many jobs render at once, how long finished
     jobs are kept (seconds), and the request limits. ``queue_url`` (redis://...): render on RQ
-    workers instead of local processes (``workers`` is then unused; see ``scale.py``)."""
+    workers instead of local processes (``workers`` is then unused; see ``scale.py``).
+    ``max_live``: live sessions (``/v1/live``) at once, rendered in this process."""
 
     data_dir: Path = Path("talkinghead-data")
     workers: int = 1
     ttl_s: float = 3600.0
     limits: Limits = field(default_factory=Limits)
     queue_url: str | None = None
+    max_live: int = 2
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     _add_page_routes(app)
     _add_api_routes(app, manager, settings.limits)
+    _add_live_route(app, settings)
     return app
 
 
@@ -189,6 +193,15 @@ def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits) -> None:
         if manager.delete(job_id) is None:
             raise LimitError(404, "not_found", "no such job (it may have expired)")
         return Response(status_code=204)
+
+
+def _add_live_route(app: FastAPI, settings: Settings) -> None:
+    sessions = LiveSessions(settings.max_live)
+
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket) -> None:
+        """A live session: portrait, then speech in, JPEG frames out (see ``server.live``)."""
+        await live_session(ws, settings.limits, sessions)
 
 
 def _find(manager: JobManager, job_id: str) -> Job:

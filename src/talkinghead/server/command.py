@@ -22,6 +22,8 @@ def add_serve_command(sub) -> None:
     p.add_argument("--max-audio-seconds", type=float, default=d.max_audio_seconds)
     p.add_argument("--max-queued", type=int, default=d.max_queued, help="jobs waiting at most")
     p.add_argument("--job-timeout", type=float, default=d.job_timeout_s, help="seconds per job")
+    p.add_argument("--max-live", type=int, default=2,
+                   help="live sessions (WebSocket /v1/live) at once, rendered in the server's process")
     p.add_argument("--queue", default=None, metavar="redis://HOST:PORT/DB",
                    help="render on 'talkinghead worker' processes through this Redis instead of "
                         "local processes (needs the scale extra)")
@@ -64,14 +66,15 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"serve needs the server extra: pip install 'talkinghead[server]' ({exc})") \
             from exc
-    if args.workers < 1 or args.ttl <= 0:
-        raise UserError("--workers must be >= 1 and --ttl > 0")
+    if args.workers < 1 or args.ttl <= 0 or args.max_live < 0:
+        raise UserError("--workers must be >= 1, --ttl > 0 and --max-live >= 0")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * MIB),
                     max_audio_seconds=args.max_audio_seconds, max_queued=args.max_queued,
                     job_timeout_s=args.job_timeout)
     if args.queue is not None:
         _check_scale_extra()
-    settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits, queue_url=args.queue)
+    settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits, queue_url=args.queue,
+                        max_live=args.max_live)
     uvicorn.run(create_app(settings), host=args.host, port=args.port,
                 log_level="warning" if args.quiet else "info")
     return 0

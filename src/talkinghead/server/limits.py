@@ -25,7 +25,8 @@ class LimitError(Exception):
 class Limits:
     """Server limits. Bytes for uploads, pixels for the photo, seconds for speech; ``max_queued``:
     jobs waiting for a worker (running jobs are bounded by the worker count); ``max_size``: the
-    largest ``size`` option; ``job_timeout_s``: a job running longer is stopped."""
+    largest ``size`` option; ``job_timeout_s``: a job running longer is stopped;
+    ``max_live_seconds``: speech one live session (``/v1/live``) may send."""
 
     max_upload_bytes: int = 25 * MIB
     max_image_pixels: int = MAX_IMAGE_PIXELS
@@ -34,12 +35,14 @@ class Limits:
     max_queued: int = 16
     max_size: int = 1024
     job_timeout_s: float = 1800.0
+    max_live_seconds: float = 600.0
 
     def describe(self) -> dict[str, float]:
         """JSON-ready view (the web page shows it)."""
         return {"max_upload_bytes": self.max_upload_bytes, "max_image_pixels": self.max_image_pixels,
                 "max_audio_seconds": self.max_audio_seconds, "max_text_chars": self.max_text_chars,
-                "max_queued": self.max_queued, "max_size": self.max_size}
+                "max_queued": self.max_queued, "max_size": self.max_size,
+                "max_live_seconds": self.max_live_seconds}
 
 
 def check_image(path: Path, limits: Limits) -> tuple[int, int]:
