@@ -182,3 +182,26 @@ def test_take_the_portrait_with_the_camera(base_url, browser):
     # chromium's fake camera films a test pattern: the photo arrives, and has no face in it
     wait_until(lambda: "no face found" in status.text, "the server's verdict on the photo", 60)
     assert "error" in status.get_attribute("class")
+
+
+def test_go_live_the_portrait_speaks_as_the_microphone_hears(base_url, browser, portrait_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/")
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "#preprocess option"), "crop modes")
+    go = browser.find_element(By.ID, "live")
+    go.click()  # no portrait yet
+    status = browser.find_element(By.ID, "status")
+    wait_until(lambda: "choose a portrait first" in status.text, "the missing-portrait message", 10)
+    browser.find_element(By.ID, "image").send_keys(str(portrait_path))
+    browser.find_element(By.ID, "size").send_keys("128")
+    go.click()
+    wait_until(lambda: status.text == "live: speak", "the live session to start", 30)
+    frames = wait_until(lambda: browser.execute_script("return live && live.frames >= 25 && live.frames"),
+                        "a second of live frames", 30)  # chromium's fake microphone beeps
+    size = browser.execute_script(
+        "const v = document.getElementById('live-view'); return [v.naturalWidth, v.naturalHeight];")
+    assert size == [128, 128] and frames >= 25
+    go.click()
+    wait_until(lambda: status.text.startswith("live session ended ("), "the session's end", 30)
+    assert go.text == "Go live" and browser.execute_script("return live") is None

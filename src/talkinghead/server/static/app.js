@@ -8,6 +8,8 @@ let recorder = null;   // the MediaRecorder while recording
 let recording = null;  // the last recording: a Blob
 let camera = null;     // the camera's stream while its preview shows
 let snapshot = null;   // a photo taken with the camera, used instead of a file: a Blob
+let live = null;       // the live session: its WebSocket, microphone and frame count
+const LIVE_RATE = 16000;  // Hz, the speech /v1/live takes
 // language: of the speech (and the voice that speaks typed text)
 const EXTRA_OPTIONS = ["emotion", "emotion_strength", "head_motion_scale", "gaze", "language",
                        "no_blink", "seed"];
@@ -116,6 +118,99 @@ function offerDevices() {
   // Cameras and microphones are reachable only from secure pages (https, or this machine).
   $("camera-button").hidden = !navigator.mediaDevices;
   $("record-kind").hidden = !(navigator.mediaDevices && window.MediaRecorder);
+  $("live").hidden = !(navigator.mediaDevices && window.AudioContext);
+}
+
+function toggleLive() {
+  // Live: the portrait speaks as the microphone hears (WebSocket /v1/live, frames as JPEGs).
+  if (live) return stopLive();
+  const portrait = snapshot || $("image").files[0];
+  if (!portrait) return setStatus("choose a portrait first", true);
+  const options = new URLSearchParams();
+  for (const [name, value] of new FormData($("job-form"))) {
+    if (typeof value === "string" && !["speech-kind", "text"].includes(name)) options.append(name, value);
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/live?${options}`);
+  live = { ws, frames: 0, microphone: null };
+  ws.onopen = () => ws.send(portrait);
+  ws.onmessage = (event) => (typeof event.data === "string" ? liveMessage(JSON.parse(event.data))
+                                                            : showLiveFrame(event.data));
+  ws.onclose = () => endLive();
+  $("live").textContent = "Stop";
+  $("progress").hidden = true;
+  setStatus("connecting…");
+}
+
+async function liveMessage(message) {
+  if (message.type === "ready") {
+    try {
+      live.microphone = await openMicrophone((pcm) => live && live.ws.send(pcm));
+      setStatus("live: speak");
+    } catch (err) {
+      setStatus(`cannot use the microphone: ${err.message}`, true);
+      live.ws.close();
+    }
+  } else if (message.type === "done") {
+    setStatus(`live session ended (${message.frames} frames)`);
+  } else if (message.type === "error") {
+    setStatus(message.error.message, true);
+  }
+}
+
+async function openMicrophone(send) {
+  // The microphone as 16 kHz 16-bit PCM chunks: each output sample the mean of the input
+  // samples within its span (browsers record at 44.1 or 48 kHz).
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const context = new AudioContext();
+  const source = context.createMediaStreamSource(stream);
+  const node = context.createScriptProcessor(1024, 1, 1);
+  const step = context.sampleRate / LIVE_RATE;
+  let span = 0, sum = 0, count = 0;
+  node.onaudioprocess = (event) => {
+    const out = [];
+    for (const v of event.inputBuffer.getChannelData(0)) {
+      sum += v;
+      count += 1;
+      span += 1;
+      if (span >= step) {
+        out.push(Math.max(-1, Math.min(1, sum / count)) * 32767);
+        span -= step;
+        sum = count = 0;
+      }
+    }
+    send(Int16Array.from(out).buffer);
+  };
+  source.connect(node);
+  node.connect(context.destination);
+  return { stream, context };
+}
+
+function closeMicrophone() {
+  if (!live || !live.microphone) return;
+  live.microphone.stream.getTracks().forEach((track) => track.stop());
+  live.microphone.context.close();
+  live.microphone = null;
+}
+
+function showLiveFrame(jpeg) {
+  const view = $("live-view");
+  if (view.src) URL.revokeObjectURL(view.src);
+  view.src = URL.createObjectURL(jpeg);
+  $("live-box").hidden = false;
+  live.frames += 1;
+}
+
+function stopLive() {
+  closeMicrophone();
+  if (live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify({ type: "end" }));
+  $("live").textContent = "Go live";
+}
+
+function endLive() {
+  closeMicrophone();
+  live = null;
+  $("live").textContent = "Go live";
 }
 
 async function toggleRecording() {
@@ -176,6 +271,7 @@ function setStatus(message, isError = false) {
 async function submitJob(event) {
   event.preventDefault();
   $("result").hidden = true;
+  $("progress").hidden = false;
   $("submit").disabled = true;
   setStatus("uploading…");
   try {
@@ -230,6 +326,7 @@ $("image").addEventListener("change", choosePortraitFile);
 $("camera-button").addEventListener("click", toggleCamera);
 $("shoot").addEventListener("click", takePhoto);
 $("record").addEventListener("click", toggleRecording);
+$("live").addEventListener("click", toggleLive);
 offerDevices();
 $("job-form").addEventListener("submit", submitJob);
 $("cancel").addEventListener("click", cancelJob);
