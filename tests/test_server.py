@@ -381,20 +381,31 @@ def test_live_frames_leave_while_the_speech_is_still_arriving(server, portrait_p
 @pytest.mark.parametrize("first, query, code", [
     ("text", "", "missing_image"),
     ("junk", "", "bad_image"),
+    ("grey", "", "bad_input"),
     ("photo", "pose_style=99", "bad_option"),
     ("chat", "", "bad_message"),
+    ("silent", "", "idle"),
 ])
-def test_live_session_errors_are_named_and_close_the_socket(server, portrait_path, first, query, code):
+def test_live_session_errors_are_named_and_close_the_socket(server, portrait_path, monkeypatch,
+                                                            first, query, code):
+    import cv2
+
+    from talkinghead.server import live
+
+    monkeypatch.setattr(live, "IDLE_S", 0.5)
     client, _, _ = server
     with client.websocket_connect(f"/v1/live?{query}") as ws:
         if first == "text":
             ws.send_text("hello")
         elif first == "junk":
             ws.send_bytes(b"not a picture at all")
+        elif first == "grey":  # a photo without a face
+            ws.send_bytes(cv2.imencode(".png", np.full((200, 200, 3), 128, np.uint8))[1].tobytes())
         else:
             ws.send_bytes(portrait_path.read_bytes())
-        if first == "chat":
+        if first in ("chat", "silent"):
             assert ws.receive_json()["type"] == "ready"
+        if first == "chat":
             ws.send_text("hello")
         error = ws.receive_json()
         assert error["type"] == "error" and error["error"]["code"] == code, error

@@ -14,10 +14,12 @@ One session per connection; options as query parameters, by the names of ``GET /
 
 Errors: text ``{"type": "error", "error": {"code", "message"}}``, then the server closes the
 connection (1008 for input the client can fix, 1013 when every live session is taken, 1011 for a
-bug). Sessions render in the server's own threads, at most ``max_live`` at once.
+bug), or after ``IDLE_S`` without a message. Sessions render in the server's own threads, at
+most ``max_live`` at once.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import tempfile
@@ -39,6 +41,7 @@ from .options import OptionError, apply_options
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 90
+IDLE_S = 30.0  # a session that sends nothing for this long is closed (it holds a slot)
 CLOSE_INVALID, CLOSE_BUG, CLOSE_BUSY = 1008, 1011, 1013
 
 
@@ -95,9 +98,7 @@ async def _converse(ws: WebSocket, stream: Stream, limits: Limits) -> None:
     """Speech in, frames out, until the client's ``end`` (or it goes away)."""
     pcm = PcmBuffer()
     while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
+        message = await _receive(ws)
         if message.get("bytes") is not None:
             samples = pcm.push(message["bytes"])
             if pcm.seconds > limits.max_live_seconds:
@@ -143,10 +144,7 @@ def _config(query: dict[str, str], limits: Limits) -> Config:
 
 async def _portrait(ws: WebSocket, limits: Limits):
     """The first message, a photo → ``Portrait`` (checked as an upload is)."""
-    message = await ws.receive()
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000))
-    data = message.get("bytes")
+    data = (await _receive(ws)).get("bytes")
     if not data:
         raise LimitError(422, "missing_image", "send the portrait photo first, as one binary message")
     if len(data) > limits.max_upload_bytes:
@@ -156,6 +154,19 @@ async def _portrait(ws: WebSocket, limits: Limits):
         path.write_bytes(data)
         check_image(path, limits)
         return await run_in_threadpool(load_image, path)
+
+
+async def _receive(ws: WebSocket) -> dict:
+    """The next message; ``WebSocketDisconnect`` when the client has gone, ``LimitError`` when
+    it has sent nothing for IDLE_S."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), IDLE_S)
+    except asyncio.TimeoutError:
+        raise LimitError(408, "idle", f"nothing was sent for {IDLE_S:g} s; the session is closed") \
+            from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return message
 
 
 def _is_end(text: str | None) -> bool:
