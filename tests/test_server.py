@@ -365,6 +365,7 @@ def test_live_frames_leave_while_the_speech_is_still_arriving(server, portrait_p
     with client.websocket_connect("/v1/live?size=96") as ws:
         ws.send_bytes(portrait_path.read_bytes())
         ws.receive_json()
+        assert client.get("/healthz").json()["live"] == {"active": 1, "max": 2}
         half = len(pcm) // 4 * 2
         ws.send_bytes(pcm[:half])  # half the speech: the frames it covers come back at once
         seconds = half / 2 / 16000

@@ -70,8 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.manager = manager
     _add_error_handlers(app)
     _add_page_routes(app)
-    _add_api_routes(app, manager, settings.limits)
-    _add_live_route(app, settings)
+    sessions = LiveSessions(settings.max_live)
+    _add_api_routes(app, manager, settings.limits, sessions)
+    _add_live_route(app, settings.limits, sessions)
     return app
 
 
@@ -141,12 +142,12 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
-def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits) -> None:
+def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits, sessions: LiveSessions) -> None:
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
-        """Liveness, worker count and jobs per status."""
+        """Liveness, worker count, jobs per status and live sessions (in use, at most)."""
         return {"status": "ok", "version": __version__, "workers": manager.worker_count(),
-                "jobs": manager.counts()}
+                "jobs": manager.counts(), "live": {"active": sessions.active, "max": sessions.limit}}
 
     @app.get("/v1/options", tags=["videos"])
     async def options() -> dict[str, Any]:
@@ -195,13 +196,11 @@ def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits) -> None:
         return Response(status_code=204)
 
 
-def _add_live_route(app: FastAPI, settings: Settings) -> None:
-    sessions = LiveSessions(settings.max_live)
-
+def _add_live_route(app: FastAPI, limits: Limits, sessions: LiveSessions) -> None:
     @app.websocket("/v1/live")
     async def live(ws: WebSocket) -> None:
         """A live session: portrait, then speech in, JPEG frames out (see ``server.live``)."""
-        await live_session(ws, settings.limits, sessions)
+        await live_session(ws, limits, sessions)
 
 
 def _find(manager: JobManager, job_id: str) -> Job:
