@@ -142,12 +142,14 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
-def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits, sessions: LiveSessions) -> None:
+def _add_api_routes(app: FastAPI, manager: JobManager, limits: Limits,
+                    sessions: LiveSessions) -> None:
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, Any]:
         """Liveness, worker count, jobs per status and live sessions (in use, at most)."""
         return {"status": "ok", "version": __version__, "workers": manager.worker_count(),
-                "jobs": manager.counts(), "live": {"active": sessions.active, "max": sessions.limit}}
+                "jobs": manager.counts(),
+                "live": {"active": sessions.active, "max": sessions.limit}}
 
     @app.get("/v1/options", tags=["videos"])
     async def options() -> dict[str, Any]:

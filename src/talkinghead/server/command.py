@@ -23,7 +23,7 @@ def add_serve_command(sub) -> None:
     p.add_argument("--max-queued", type=int, default=d.max_queued, help="jobs waiting at most")
     p.add_argument("--job-timeout", type=float, default=d.job_timeout_s, help="seconds per job")
     p.add_argument("--max-live", type=int, default=2,
-                   help="live sessions (WebSocket /v1/live) at once, rendered in the server's process")
+                   help="live sessions (WebSocket /v1/live) at once, rendered in this process")
     p.add_argument("--queue", default=None, metavar="redis://HOST:PORT/DB",
                    help="render on 'talkinghead worker' processes through this Redis instead of "
                         "local processes (needs the scale extra)")
