@@ -379,8 +379,27 @@ def test_live_frames_leave_while_the_speech_is_still_arriving(server, portrait_p
         assert done["frames"] == len(ready) + len(frames)
 
 
+def test_live_speech_at_48_khz_is_resampled(server, portrait_path, hello_wav):
+    from talkinghead.audio.dsp import resample_poly
+    from talkinghead.media import load_audio
+
+    client, _, _ = server
+    speech = load_audio(hello_wav)
+    counts = {}
+    for rate in (16000, 48000):
+        samples = speech.samples if rate == 16000 else resample_poly(speech.samples, 3, 1)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        with client.websocket_connect(f"/v1/live?size=96&sample_rate={rate}") as ws:
+            ws.send_bytes(portrait_path.read_bytes())
+            assert ws.receive_json()["sample_rate"] == rate
+            frames, done = live_frames(ws, pcm, 4000)
+            counts[rate] = done["frames"]
+    assert counts[48000] == counts[16000] > 15
+
+
 @pytest.mark.parametrize("first, query, code", [
     ("text", "", "missing_image"),
+    ("photo", "sample_rate=500", "bad_option"),
     ("junk", "", "bad_image"),
     ("grey", "", "bad_input"),
     ("photo", "pose_style=99", "bad_option"),

@@ -2,11 +2,12 @@
 frames back as soon as each is ready.
 
 One session per connection; options as query parameters, by the names of ``GET /v1/options``
-(``/v1/live?size=256&pose_style=3``):
+(``/v1/live?size=256&pose_style=3``), and ``sample_rate`` for speech at another rate than 16 kHz
+(8000..96000 Hz, resampled here):
 
 1. client → one binary message: the portrait (JPEG, PNG, ...).
-2. server → text ``{"type": "ready", "width", "height", "fps", "sample_rate": 16000}``.
-3. client → binary messages: speech as 16 kHz mono signed 16-bit little-endian PCM, any length;
+2. server → text ``{"type": "ready", "width", "height", "fps", "sample_rate"}``.
+3. client → binary messages: speech as mono signed 16-bit little-endian PCM, any length;
    server → one binary message per frame, a JPEG, in order, each as soon as it is rendered
    (``stream.Stream`` with the live motion source: at most 0.12 s of look-ahead).
 4. client → text ``{"type": "end"}``: the server sends the last frames, then text
@@ -42,6 +43,7 @@ from .options import OptionError, apply_options
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 90
 IDLE_S = 30.0  # a session that sends nothing for this long is closed (it holds a slot)
+RATES = (8000, 96000)  # Hz, the speech's sample rates a client may choose
 CLOSE_INVALID, CLOSE_BUG, CLOSE_BUSY = 1008, 1011, 1013
 
 
@@ -72,11 +74,13 @@ async def live_session(ws: WebSocket, limits: Limits, sessions: LiveSessions) ->
                            "try again later")
     stream = None
     try:
-        config = _config(dict(ws.query_params), limits)
-        stream = await run_in_threadpool(Stream, await _portrait(ws, limits), config)
+        query = dict(ws.query_params)
+        rate = _sample_rate(query.pop("sample_rate", str(SAMPLE_RATE)))
+        config = _config(query, limits)
+        stream = await run_in_threadpool(Stream, await _portrait(ws, limits), config, rate)
         width, height = stream.size
         await ws.send_json({"type": "ready", "width": width, "height": height,
-                            "fps": stream.fps, "sample_rate": SAMPLE_RATE})
+                            "fps": stream.fps, "sample_rate": rate})
         await _converse(ws, stream, limits)
     except WebSocketDisconnect:
         pass
@@ -96,7 +100,7 @@ async def live_session(ws: WebSocket, limits: Limits, sessions: LiveSessions) ->
 
 async def _converse(ws: WebSocket, stream: Stream, limits: Limits) -> None:
     """Speech in, frames out, until the client's ``end`` (or it goes away)."""
-    pcm = PcmBuffer()
+    pcm = PcmBuffer(stream.sample_rate)
     while True:
         message = await _receive(ws)
         if message.get("bytes") is not None:
@@ -116,7 +120,8 @@ class PcmBuffer:
     """Signed 16-bit little-endian bytes in messages of any length → float32 samples; an odd
     byte waits for the next message."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
+        self.sample_rate = sample_rate
         self.carry, self.samples = b"", 0
 
     def push(self, data: bytes) -> np.ndarray:
@@ -129,7 +134,19 @@ class PcmBuffer:
 
     @property
     def seconds(self) -> float:
-        return self.samples / SAMPLE_RATE
+        return self.samples / self.sample_rate
+
+
+def _sample_rate(text: str) -> int:
+    """The ``sample_rate`` query parameter → Hz; ``LimitError`` outside RATES."""
+    try:
+        rate = int(text)
+    except ValueError:
+        rate = 0
+    if not RATES[0] <= rate <= RATES[1]:
+        raise LimitError(422, "bad_option", f"sample_rate must be a whole number of Hz from "
+                         f"{RATES[0]} to {RATES[1]}, got {text!r}")
+    return rate
 
 
 def _config(query: dict[str, str], limits: Limits) -> Config:
