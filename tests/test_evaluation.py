@@ -326,3 +326,22 @@ def test_runner_on_a_real_clip(landmarker, tmp_path: Path) -> None:
     mouth = M.mouth_opening(landmarker.track(still.frames).points)
     assert still.num_frames == 50
     assert abs(M.sync_with_reference(mouth, M.mouth_opening(landmarker.track(real.frames).points))[0]) < 0.2
+
+
+def test_eval_measures_the_live_path(landmarker, tmp_path: Path, portrait_path, short_speech_wav,
+                                     capsys) -> None:
+    from talkinghead.cli import main
+
+    clips = tmp_path / "clips"
+    clips.mkdir()  # a "real" clip: the file path's video of the portrait, with its speech
+    assert main(["generate", "--image", str(portrait_path), "--audio", str(short_speech_wav),
+                 "-o", str(clips / "talk.mp4"), "--size", "192", "--quiet"]) == 0
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(clips), "--live", "--size", "192", "--json", str(report),
+                 "--work-dir", str(tmp_path / "work"), "--quiet"]) == 0
+    rows = {r["kind"]: r for r in json.loads(report.read_text())["rows"]}
+    live, real = rows["generated"], rows["real"]
+    assert live["frames"] == real["frames"] and live["face_found"] == 1.0
+    # the live lips follow the loudness (r 0.76 here), the file path's phones far less (0.14)
+    assert live["audio_r0"] > 0.5 and live["audio_r0"] > real["audio_r0"] + 0.3
+    assert "talk" in capsys.readouterr().out

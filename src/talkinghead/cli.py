@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default="eval.json", help="where to write the results")
     ev.add_argument("--max-seconds", type=float, default=None, help="use only the first N s")
     ev.add_argument("--work-dir", default=None, help="keep generated videos here")
+    ev.add_argument("--live", action="store_true",
+                    help="measure the live path (talkinghead stream: loudness-driven lips, "
+                         "≤ 0.12 s of look-ahead) instead of generate")
     _add_backend_options(ev)
     _add_options(ev)
     ev.set_defaults(func=_eval)
@@ -376,17 +379,22 @@ def _eval(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"evaluation needs the eval extra: pip install 'talkinghead[eval]' ({exc})")
     from .evaluation.synthetic import main_synthetic
+    from .media import load_image
     from .pipeline import Pipeline
+    from .stream import stream_to_file
 
     if args.clips is None and not args.synthetic:
         raise UserError("pass a folder of talking clips, --synthetic, or both")
-    if args.synthetic and args.backend != "embedded":
-        raise UserError("--synthetic scores the embedded backend's phone sources (true, recognized, "
-                        "aligned); with --backend sadtalker, evaluate clips only")
+    if (args.synthetic or args.live) and args.backend != "embedded":
+        raise UserError("--synthetic and --live measure the embedded backend; with --backend "
+                        "sadtalker, evaluate clips only")
     pipeline = Pipeline(config_from_args(args))
 
     def generate(image: Path, audio: Path, out: Path) -> None:
-        pipeline.run(image, audio, out)
+        if args.live:
+            stream_to_file(load_image(image), audio, out, pipeline.config)
+        else:
+            pipeline.run(image, audio, out)
 
     out_json = Path(args.json)
     if args.clips is not None:
