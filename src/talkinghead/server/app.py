@@ -25,9 +25,9 @@ from talkinghead import __version__
 from talkinghead.config import Config
 
 from .jobs import DONE, Job, JobManager
-from .limits import LimitError, Limits, check_audio, check_image, check_size, check_text
+from .limits import LimitError, Limits, check_audio, check_image, check_text, checked_config
 from .live import LiveSessions, live_session
-from .options import OptionError, apply_options, available_options, config_to_dict
+from .options import available_options, config_to_dict
 from .worker import AUDIO, IMAGE
 
 STATIC = Path(__file__).with_name("static")
@@ -308,12 +308,7 @@ def _config(form: FormData, limits: Limits) -> Config:
         if key in raw:
             raise LimitError(422, "bad_option", f"the option '{key}' is given twice")
         raw[key] = value
-    try:
-        config = apply_options(Config(), raw, allow_paths=False)
-    except OptionError as exc:
-        raise LimitError(422, "bad_option", str(exc)) from exc
-    check_size(config.face.size, limits)
-    return config
+    return checked_config(raw, limits)
 
 
 def _copy(upload: UploadFile, target: Path) -> None:

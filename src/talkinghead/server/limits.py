@@ -5,10 +5,14 @@ Every check raises ``LimitError`` carrying the HTTP status and a message that sa
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from talkinghead.config import Config
 from talkinghead.media import MAX_IMAGE_PIXELS
+
+from .options import OptionError, apply_options
 
 MIB = 1024 * 1024
 
@@ -104,6 +108,17 @@ def check_size(size: int | None, limits: Limits) -> None:
     """422 when the requested output side exceeds the server's limit."""
     if size is not None and not 16 <= size <= limits.max_size:
         raise LimitError(422, "bad_size", f"size must be within 16..{limits.max_size}, got {size}")
+
+
+def checked_config(raw: Mapping[str, str], limits: Limits) -> Config:
+    """The Config that a request's options (name → text; no file paths) ask for: 422 for an
+    unknown or invalid one, or a size beyond the limit."""
+    try:
+        config = apply_options(Config(), raw, allow_paths=False)
+    except OptionError as exc:
+        raise LimitError(422, "bad_option", str(exc)) from exc
+    check_size(config.face.size, limits)
+    return config
 
 
 def _without_path(message: str, path: Path) -> str:

@@ -32,13 +32,11 @@ import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from talkinghead.config import Config
 from talkinghead.errors import UserError
 from talkinghead.media import load_image
 from talkinghead.stream import SAMPLE_RATE, Stream, StreamFrame
 
-from .limits import LimitError, Limits, check_image, check_size
-from .options import OptionError, apply_options
+from .limits import LimitError, Limits, check_image, checked_config
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 90
@@ -76,7 +74,7 @@ async def live_session(ws: WebSocket, limits: Limits, sessions: LiveSessions) ->
     try:
         query = dict(ws.query_params)
         rate = _sample_rate(query.pop("sample_rate", str(SAMPLE_RATE)))
-        config = _config(query, limits)
+        config = checked_config(query, limits)
         stream = await run_in_threadpool(Stream, await _portrait(ws, limits), config, rate)
         width, height = stream.size
         await ws.send_json({"type": "ready", "width": width, "height": height,
@@ -147,16 +145,6 @@ def _sample_rate(text: str) -> int:
         raise LimitError(422, "bad_option", f"sample_rate must be a whole number of Hz from "
                          f"{RATES[0]} to {RATES[1]}, got {text!r}")
     return rate
-
-
-def _config(query: dict[str, str], limits: Limits) -> Config:
-    """The session's Config from the URL's query parameters."""
-    try:
-        config = apply_options(Config(), query, allow_paths=False)
-    except OptionError as exc:
-        raise LimitError(422, "bad_option", str(exc)) from exc
-    check_size(config.face.size, limits)
-    return config
 
 
 async def _portrait(ws: WebSocket, limits: Limits):
