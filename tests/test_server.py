@@ -397,9 +397,42 @@ def test_live_speech_at_48_khz_is_resampled(server, portrait_path, hello_wav):
     assert counts[48000] == counts[16000] > 15
 
 
+def test_live_motion_only_needs_no_portrait_and_sends_the_live_coefficients(server, hello_wav):
+    from talkinghead.config import Config
+    from talkinghead.face.model import CHANNELS
+    from talkinghead.media import load_audio
+    from talkinghead.motion.live import LiveMotion
+    from talkinghead.motion.track import num_frames_for
+
+    client, _, _ = server
+    speech = load_audio(hello_wav)
+    pcm = (np.clip(speech.samples, -1, 1) * 32767).astype("<i2").tobytes()
+    with client.websocket_connect("/v1/live?output=motion&seed=3") as ws:
+        ready = ws.receive_json()
+        assert ready == {"type": "ready", "channels": list(CHANNELS), "fps": 25.0, "sample_rate": 16000}
+        for start in range(0, len(pcm), 1280):
+            ws.send_bytes(pcm[start:start + 1280])
+        ws.send_text('{"type": "end"}')
+        frames = []
+        while (message := ws.receive_json())["type"] == "frame":
+            frames.append(message)
+    assert message == {"type": "done", "frames": len(frames)}
+    assert len(frames) == num_frames_for(speech.duration, 25.0)
+    assert [f["index"] for f in frames] == list(range(len(frames)))
+    local = LiveMotion(CHANNELS, Config(seed=3))
+    samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    blocks = local.feed(samples) + local.finish(len(frames))
+    expression = np.concatenate([b.expression for b in blocks])
+    got = np.array([[f["expression"][c] for c in CHANNELS] for f in frames])
+    np.testing.assert_allclose(got, expression, atol=1e-4)  # the stream's own motion, rounded
+    assert set(frames[0]["pose"]) == {"pitch", "yaw", "roll", "x", "y", "z"}
+    assert got[:, CHANNELS.index("jaw_open")].max() > 0.1  # the mouth opens on the speech
+
+
 @pytest.mark.parametrize("first, query, code", [
     ("text", "", "missing_image"),
     ("photo", "sample_rate=500", "bad_option"),
+    ("photo", "output=gif", "bad_option"),
     ("junk", "", "bad_image"),
     ("grey", "", "bad_input"),
     ("photo", "pose_style=99", "bad_option"),

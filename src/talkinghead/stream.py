@@ -193,10 +193,7 @@ class Stream:
         return [(b, seen) for b in self.motion.finish(total)]
 
     def _to_16k(self, x: np.ndarray) -> np.ndarray:
-        if self.sample_rate == SAMPLE_RATE:
-            return x
-        g = gcd(self.sample_rate, SAMPLE_RATE)  # per-chunk resampling: fine for live use
-        return resample_poly(x, SAMPLE_RATE // g, self.sample_rate // g).astype(np.float32)
+        return to_16k(x, self.sample_rate)
 
     def _render(self, blocks: Iterable[tuple[MotionTrack, float]]) -> Iterator[StreamFrame]:
         """The frames of ``blocks``, in order; ``render_threads`` render consecutive frames at
@@ -224,6 +221,15 @@ class Stream:
         self._first_frame.set()
         return StreamFrame(k, (k + 0.5) / self.fps, pixels, seen, block.expression[i],
                            block.pose[i])
+
+
+def to_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n,) float32 samples at ``sample_rate`` → at 16 kHz (one chunk at a time: fine for live
+    use, where chunks are tens of milliseconds)."""
+    if sample_rate == SAMPLE_RATE:
+        return x
+    g = gcd(sample_rate, SAMPLE_RATE)
+    return resample_poly(x, SAMPLE_RATE // g, sample_rate // g).astype(np.float32)
 
 
 def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Config,

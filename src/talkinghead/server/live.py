@@ -1,22 +1,26 @@
-"""Live avatars over a WebSocket, ``/v1/live``: a portrait, then speech as it is spoken, and the
-frames back as soon as each is ready.
+"""Live avatars over a WebSocket, ``/v1/live``: speech in as it is spoken, and back, as soon as
+each is ready, the frames of a portrait speaking it, or only the motion that drives them.
 
 One session per connection; options as query parameters, by the names of ``GET /v1/options``
-(``/v1/live?size=256&pose_style=3``), and ``sample_rate`` for speech at another rate than 16 kHz
-(8000..96000 Hz, resampled here):
+(``/v1/live?size=256&pose_style=3``), plus ``sample_rate`` for speech at another rate than
+16 kHz (8000..96000 Hz, resampled here) and ``output``: ``video`` (the default) or ``motion``.
 
-1. client → one binary message: the portrait (JPEG, PNG, ...).
-2. server → text ``{"type": "ready", "width", "height", "fps", "sample_rate"}``.
-3. client → binary messages: speech as mono signed 16-bit little-endian PCM, any length;
-   server → one binary message per frame, a JPEG, in order, each as soon as it is rendered
-   (``stream.Stream`` with the live motion source: at most 0.12 s of look-ahead).
-4. client → text ``{"type": "end"}``: the server sends the last frames, then text
+1. ``video``: client → one binary message, the portrait (JPEG, PNG, ...); server → text
+   ``{"type": "ready", "width", "height", "fps", "sample_rate"}``.
+   ``motion``: no portrait; server → text ``{"type": "ready", "channels", "fps", "sample_rate"}``.
+2. client → binary messages: speech as mono signed 16-bit little-endian PCM, any length;
+   server → per frame, in order, as soon as it is ready (``stream.Stream`` with the live motion
+   source: at most 0.12 s of look-ahead): ``video``, one binary message, a JPEG; ``motion``, one
+   text message ``{"type": "frame", "index", "time", "expression": {channel: weight},
+   "pose": {"pitch", "yaw", "roll" (radians), "x", "y", "z" (inter-ocular distances)},
+   "blink"}``, as in ``--export-motion`` files.
+3. client → text ``{"type": "end"}``: the server sends the last frames, then text
    ``{"type": "done", "frames": N}``, and closes.
 
 Errors: text ``{"type": "error", "error": {"code", "message"}}``, then the server closes the
 connection (1008 for input the client can fix, 1013 when every live session is taken, 1011 for a
-bug), or after ``IDLE_S`` without a message. Sessions render in the server's own threads, at
-most ``max_live`` at once.
+bug), or after ``IDLE_S`` without a message. Sessions run in the server's own threads, at most
+``max_live`` at once.
 """
 from __future__ import annotations
 
@@ -32,9 +36,15 @@ import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from talkinghead.config import Config
 from talkinghead.errors import UserError
+from talkinghead.face.model import CHANNELS
 from talkinghead.media import load_image
-from talkinghead.stream import SAMPLE_RATE, Stream, StreamFrame
+from talkinghead.motion.io import POSE_FIELDS
+from talkinghead.motion.live import LiveMotion
+from talkinghead.motion.track import num_frames_for
+from talkinghead.stream import SAMPLE_RATE, Stream, to_16k
+from talkinghead.types import MotionTrack
 
 from .limits import LimitError, Limits, check_image, checked_config
 
@@ -42,6 +52,7 @@ log = logging.getLogger(__name__)
 JPEG_QUALITY = 90
 IDLE_S = 30.0  # a session that sends nothing for this long is closed (it holds a slot)
 RATES = (8000, 96000)  # Hz, the speech's sample rates a client may choose
+OUTPUTS = ("video", "motion")
 CLOSE_INVALID, CLOSE_BUG, CLOSE_BUSY = 1008, 1011, 1013
 
 
@@ -70,16 +81,19 @@ async def live_session(ws: WebSocket, limits: Limits, sessions: LiveSessions) ->
     if not sessions.acquire():
         return await _fail(ws, CLOSE_BUSY, "busy", f"all {sessions.limit} live sessions are in use; "
                            "try again later")
-    stream = None
+    session = None
     try:
         query = dict(ws.query_params)
         rate = _sample_rate(query.pop("sample_rate", str(SAMPLE_RATE)))
+        output = _output(query.pop("output", "video"))
         config = checked_config(query, limits)
-        stream = await run_in_threadpool(Stream, await _portrait(ws, limits), config, rate)
-        width, height = stream.size
-        await ws.send_json({"type": "ready", "width": width, "height": height,
-                            "fps": stream.fps, "sample_rate": rate})
-        await _converse(ws, stream, limits)
+        if output == "video":
+            stream = await run_in_threadpool(Stream, await _portrait(ws, limits), config, rate)
+            session = VideoSession(stream)
+        else:
+            session = MotionSession(config, rate)
+        await ws.send_json({"type": "ready", **session.describe(), "sample_rate": rate})
+        await _converse(ws, session, limits, rate)
     except WebSocketDisconnect:
         pass
     except LimitError as exc:
@@ -92,13 +106,75 @@ async def live_session(ws: WebSocket, limits: Limits, sessions: LiveSessions) ->
                     "server's log")
     finally:
         sessions.release()
-        if stream is not None:
-            stream.close()
+        if session is not None:
+            session.close()
 
 
-async def _converse(ws: WebSocket, stream: Stream, limits: Limits) -> None:
+class VideoSession:
+    """Speech → the portrait's frames as JPEGs (``stream.Stream``, live motion)."""
+
+    def __init__(self, stream: Stream):
+        self.stream = stream
+
+    def describe(self) -> dict:
+        width, height = self.stream.size
+        return {"width": width, "height": height, "fps": self.stream.fps}
+
+    def feed(self, samples: np.ndarray) -> list[bytes]:
+        return [_jpeg(f.pixels) for f in self.stream.feed(samples)]
+
+    def finish(self) -> list[bytes]:
+        return [_jpeg(f.pixels) for f in self.stream.finish()]
+
+    @property
+    def frames(self) -> int:
+        return self.stream.next_frame
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class MotionSession:
+    """Speech → motion coefficients only, for a client that drives an avatar of its own: the
+    live motion source alone, no portrait and no rendering."""
+
+    def __init__(self, config: Config, sample_rate: int):
+        self.motion = LiveMotion(CHANNELS, config)
+        self.fps, self.sample_rate = config.video.fps, sample_rate
+        self.received, self.frames = 0, 0
+
+    def describe(self) -> dict:
+        return {"channels": list(CHANNELS), "fps": self.fps}
+
+    def feed(self, samples: np.ndarray) -> list[dict]:
+        self.received += len(samples)
+        return self._messages(self.motion.feed(to_16k(samples, self.sample_rate)))
+
+    def finish(self) -> list[dict]:
+        total = num_frames_for(self.received / self.sample_rate, self.fps)
+        return self._messages(self.motion.finish(total))
+
+    def close(self) -> None:
+        pass
+
+    def _messages(self, blocks: list[MotionTrack]) -> list[dict]:
+        out = []
+        for block in blocks:
+            for i in range(block.num_frames):
+                out.append({"type": "frame", "index": self.frames,
+                            "time": round((self.frames + 0.5) / self.fps, 4),
+                            "expression": {c: round(float(v), 4)
+                                           for c, v in zip(block.channels, block.expression[i])},
+                            "pose": {f: round(float(v), 5) for f, v in zip(POSE_FIELDS, block.pose[i])},
+                            "blink": round(float(block.blink[i]), 4)})
+                self.frames += 1
+        return out
+
+
+async def _converse(ws: WebSocket, session: VideoSession | MotionSession, limits: Limits,
+                    rate: int) -> None:
     """Speech in, frames out, until the client's ``end`` (or it goes away)."""
-    pcm = PcmBuffer(stream.sample_rate)
+    pcm = PcmBuffer(rate)
     while True:
         message = await _receive(ws)
         if message.get("bytes") is not None:
@@ -106,11 +182,10 @@ async def _converse(ws: WebSocket, stream: Stream, limits: Limits) -> None:
             if pcm.seconds > limits.max_live_seconds:
                 raise LimitError(413, "too_long", f"a live session takes at most "
                                  f"{limits.max_live_seconds:g} s of speech")
-            await _send_frames(ws, await run_in_threadpool(_jpegs, stream.feed, samples))
+            await _send(ws, await run_in_threadpool(session.feed, samples))
         elif _is_end(message.get("text")):
-            frames = await run_in_threadpool(_jpegs, stream.finish)
-            await _send_frames(ws, frames)
-            await ws.send_json({"type": "done", "frames": stream.next_frame})
+            await _send(ws, await run_in_threadpool(session.finish))
+            await ws.send_json({"type": "done", "frames": session.frames})
             return await ws.close()
 
 
@@ -133,6 +208,13 @@ class PcmBuffer:
     @property
     def seconds(self) -> float:
         return self.samples / self.sample_rate
+
+
+def _output(text: str) -> str:
+    """The ``output`` query parameter; ``LimitError`` for another than OUTPUTS."""
+    if text not in OUTPUTS:
+        raise LimitError(422, "bad_option", f"output must be one of {', '.join(OUTPUTS)}, got {text!r}")
+    return text
 
 
 def _sample_rate(text: str) -> int:
@@ -185,16 +267,15 @@ def _is_end(text: str | None) -> bool:
                      "binary messages (16 kHz mono 16-bit PCM)")
 
 
-def _jpegs(step, *args) -> list[bytes]:
-    """The frames of ``step(*args)`` (``Stream.feed`` or ``finish``), JPEG-encoded."""
-    frames: list[StreamFrame] = step(*args)
-    return [cv2.imencode(".jpg", cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR),
-                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes() for f in frames]
+def _jpeg(pixels: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB → JPEG bytes."""
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
 
 
-async def _send_frames(ws: WebSocket, frames: list[bytes]) -> None:
-    for jpeg in frames:
-        await ws.send_bytes(jpeg)
+async def _send(ws: WebSocket, frames: list[bytes] | list[dict]) -> None:
+    for frame in frames:
+        await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_json(frame))
 
 
 async def _fail(ws: WebSocket, code: int, error: str, message: str) -> None:
