@@ -264,7 +264,7 @@ def _is_end(text: str | None) -> bool:
     except (ValueError, AttributeError):
         pass
     raise LimitError(422, "bad_message", 'text messages must be {"type": "end"}; speech goes in '
-                     "binary messages (16 kHz mono 16-bit PCM)")
+                     "binary messages (mono 16-bit PCM)")
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:
