@@ -470,3 +470,42 @@ def test_live_sessions_beyond_the_limit_are_told_to_wait(tmp_path, portrait_path
     with TestClient(app) as client, client.websocket_connect("/v1/live") as ws:
         error = ws.receive_json()
         assert error["error"]["code"] == "busy" and ws.receive()["code"] == 1013
+
+
+def test_serve_over_https(tmp_path):
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "talkinghead", "serve", "--port", str(port), "--quiet",
+           "--data-dir", str(tmp_path / "data"), "--ssl-certfile", str(cert)]
+    half = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert half.returncode == 2 and "both --ssl-certfile and --ssl-keyfile" in half.stderr
+    server = subprocess.Popen(cmd + ["--ssl-keyfile", str(key)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and server.poll() is None, "no https server"
+                time.sleep(0.3)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # plain http is not served
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -27,6 +27,10 @@ def add_serve_command(sub) -> None:
     p.add_argument("--queue", default=None, metavar="redis://HOST:PORT/DB",
                    help="render on 'talkinghead worker' processes through this Redis instead of "
                         "local processes (needs the scale extra)")
+    p.add_argument("--ssl-certfile", default=None, metavar="PEM",
+                   help="serve https (and wss) with this certificate: browsers give pages from "
+                        "other machines the camera and microphone only over https")
+    p.add_argument("--ssl-keyfile", default=None, metavar="PEM", help="the certificate's private key")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.set_defaults(func=serve)
 
@@ -76,8 +80,24 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings(Path(args.data_dir), args.workers, args.ttl, limits, queue_url=args.queue,
                         max_live=args.max_live)
     uvicorn.run(create_app(settings), host=args.host, port=args.port,
-                log_level="warning" if args.quiet else "info")
+                log_level="warning" if args.quiet else "info", **_tls(args))
     return 0
+
+
+def _tls(args: argparse.Namespace) -> dict[str, str]:
+    """uvicorn's TLS arguments from ``--ssl-certfile`` / ``--ssl-keyfile`` (both or neither)."""
+    from talkinghead.errors import UserError
+
+    files = {"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
+    given = {k: v for k, v in files.items() if v}
+    if not given:
+        return {}
+    if len(given) == 1:
+        raise UserError("https needs both --ssl-certfile and --ssl-keyfile")
+    for name, path in given.items():
+        if not Path(path).is_file():
+            raise UserError(f"--{name.replace('_', '-')}: no such file: {path}")
+    return given
 
 
 def _check_scale_extra() -> None:
