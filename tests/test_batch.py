@@ -73,3 +73,12 @@ def test_a_manifest_in_another_encoding_is_a_user_error(tmp_path, capsys):
     manifest.write_bytes("image,audio,output\nphoto é.jpg,s.wav,o.mp4\n".encode("latin-1"))
     assert main(["batch", str(manifest)]) == 2
     assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_batch_refuses_export_motion(tmp_path, capsys):
+    from talkinghead.cli import main
+
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("image,audio,output\nface.jpg,speech.wav,out.mp4\n", encoding="utf-8")
+    assert main(["batch", str(manifest), "--export-motion", "motion.json", "--quiet"]) == 2
+    assert "--export-motion" in capsys.readouterr().err

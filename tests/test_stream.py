@@ -68,6 +68,38 @@ def test_stream_to_file_writes_video_with_the_speech(portrait, short_speech_wav,
     assert info.has_audio
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--emotion", "happy"], "does not apply --emotion"),
+    (["--yaw", "10"], "--yaw/--pitch/--roll"),
+    (["--transcript", "Hello."], "--transcript"),
+    (["--plan", "phrase", "--transcript", "Hello."], "--transcript"),
+    (["--export-motion", "motion.json"], "--export-motion"),
+])
+def test_stream_refuses_the_options_it_cannot_apply(portrait_path, short_speech_wav, tmp_path,
+                                                    capsys, flags, words):
+    from talkinghead.cli import main
+
+    out = tmp_path / "live.mp4"
+    args = ["stream", "--image", str(portrait_path), "--audio", str(short_speech_wav), "-o", str(out)]
+    assert main(args + flags + ["--quiet"]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_phrase_plan_applies_the_emotion(portrait, face, speech_16k):
+    from dataclasses import replace
+
+    from talkinghead.config import MotionConfig
+
+    happy = replace(CONFIG, motion=MotionConfig(emotion="happy"))
+    smile = Stream(portrait, happy, face=face, motion="phrase").channels.index("smile")
+    frames = _chunked(Stream(portrait, happy, face=face, motion="phrase"), speech_16k, 3200)
+    neutral = _chunked(Stream(portrait, CONFIG, face=face, motion="phrase"), speech_16k, 3200)
+    def mean_smile(got: list) -> float:
+        return float(np.mean([f.expression[smile] for f, _ in got]))
+
+    assert mean_smile(frames) > mean_smile(neutral) + 0.1
+
+
 def test_live_lips_close_in_labial_valleys_and_open_on_vowels(portrait, face):
     from talkinghead.audio.tts import synthesize
     from talkinghead.face import regions as R

@@ -172,6 +172,9 @@ def batch_command(args: argparse.Namespace) -> int:
     """Run a batch from parsed flags; exit code 0, or 2 when any row failed."""
     from .cli import ProgressBar, config_from_args
 
+    if args.export_motion:
+        raise UserError("talkinghead batch does not write --export-motion files (one file for "
+                        "every row); use talkinghead generate --export-motion per video")
     rows = read_manifest(Path(args.manifest))
     total = len(rows)
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from .audio.dsp import resample_poly
 from .config import Config
+from .errors import UserError
 from .face.crop import Framing, plan_framing
 from .face.landmarks import find_upright_face
 from .face.model import fit_framed
@@ -232,8 +233,27 @@ def to_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return resample_poly(x, SAMPLE_RATE // g, sample_rate // g).astype(np.float32)
 
 
+def check_plan(config: Config, plan: str) -> None:
+    """``UserError`` naming the options that the ``plan`` motion source cannot apply: those
+    that need the whole recording (a transcript, reference videos, free view), and for ``live``
+    the emotion layer, rather than leaving them unapplied without a word."""
+    m = config.motion
+    whole = [name for name, on in (
+        ("--transcript", bool(config.transcript)), ("--ref-pose", m.ref_pose is not None),
+        ("--ref-blink", m.ref_blink is not None), ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll)),
+    ) if on]
+    if whole:
+        raise UserError(f"a stream cannot apply {', '.join(whole)}: they need the whole recording; "
+                        "use talkinghead generate")
+    if plan == "live" and m.emotion != "neutral":
+        raise UserError("the live plan follows loudness and does not apply --emotion; use "
+                        "--plan phrase (or talkinghead generate)")
+
+
 def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Config,
             duration: float | None) -> MotionSource:
+    if isinstance(motion, str):
+        check_plan(config, motion)
     if motion == "live":
         return LiveMotion(channels, config)
     if motion == "phrase":
@@ -327,6 +347,9 @@ def stream_command(args: argparse.Namespace) -> int:
     from .cli import config_from_args
     from .media import load_image
 
+    if args.export_motion:
+        raise UserError("talkinghead stream does not write --export-motion files; use "
+                        "talkinghead generate --export-motion")
     start = time.perf_counter()
     frames = stream_to_file(load_image(args.image), args.audio, args.output,
                             config_from_args(args), args.realtime, args.plan)

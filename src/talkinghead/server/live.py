@@ -43,7 +43,7 @@ from talkinghead.media import load_image
 from talkinghead.motion.io import POSE_FIELDS
 from talkinghead.motion.live import LiveMotion
 from talkinghead.motion.track import num_frames_for
-from talkinghead.stream import SAMPLE_RATE, Stream, to_16k
+from talkinghead.stream import SAMPLE_RATE, Stream, check_plan, to_16k
 from talkinghead.types import MotionTrack
 
 from .limits import LimitError, Limits, check_image, checked_config
@@ -139,6 +139,7 @@ class MotionSession:
     live motion source alone, no portrait and no rendering."""
 
     def __init__(self, config: Config, sample_rate: int):
+        check_plan(config, "live")
         self.motion = LiveMotion(CHANNELS, config)
         self.fps, self.sample_rate = config.video.fps, sample_rate
         self.received, self.frames = 0, 0
