@@ -240,8 +240,8 @@ def check_plan(config: Config, plan: str) -> None:
     m = config.motion
     whole = [name for name, on in (
         ("--transcript", bool(config.transcript)), ("--ref-pose", m.ref_pose is not None),
-        ("--ref-blink", m.ref_blink is not None), ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll)),
-    ) if on]
+        ("--ref-blink", m.ref_blink is not None),
+        ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll))) if on]
     if whole:
         raise UserError(f"a stream cannot apply {', '.join(whole)}: they need the whole recording; "
                         "use talkinghead generate")
