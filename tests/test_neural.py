@@ -311,6 +311,14 @@ def test_sadtalker_backend_full_mode_still_free_view(tmp_path, tiny_checkpoints,
     assert frames == 25 and has_audio and (width, height) == (w // 2 * 2, h // 2 * 2)
 
 
+@pytest.mark.parametrize("flags", [["--emotion", "happy"], ["--gaze", "camera"], ["--transcript", "Hi."]])
+def test_sadtalker_backend_refuses_what_it_cannot_apply(tmp_path, tiny_checkpoints, portrait_path,
+                                                        one_second_wav, capsys, flags):
+    out = tmp_path / "refused.mp4"
+    assert _generate(portrait_path, one_second_wav, out, tiny_checkpoints, *flags) == 2
+    assert flags[0] in capsys.readouterr().err and not out.exists()
+
+
 def test_sadtalker_backend_names_a_missing_checkpoint(tmp_path, tiny_checkpoints, portrait_path,
                                                       short_speech_wav, capsys):
     (tiny_checkpoints / "mapping_00229-model.pth.tar").unlink()

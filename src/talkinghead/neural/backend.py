@@ -152,7 +152,8 @@ def check_supported(config: Config) -> None:
     """UserError for options this backend does not offer (yet)."""
     m = config.motion
     unsupported = [name for name, on in (
-        ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript)) if on]
+        ("--emotion", m.emotion != "neutral"), ("--transcript", config.transcript),
+        (f"--gaze {m.gaze} (ExpNet moves the eyes)", m.gaze != "natural")) if on]
     if unsupported:
         raise UserError(f"the sadtalker backend does not support {', '.join(unsupported)}; "
                         "drop them or use --backend embedded")
