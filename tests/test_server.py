@@ -433,7 +433,7 @@ def test_live_motion_only_needs_no_portrait_and_sends_the_live_coefficients(serv
     ("text", "", "missing_image"),
     ("photo", "sample_rate=500", "bad_option"),
     ("photo", "output=gif", "bad_option"),
-    ("photo", "emotion=happy", "bad_input"),
+    ("photo", "yaw=10", "bad_input"),
     ("junk", "", "bad_image"),
     ("grey", "", "bad_input"),
     ("photo", "pose_style=99", "bad_option"),

@@ -69,7 +69,6 @@ def test_stream_to_file_writes_video_with_the_speech(portrait, short_speech_wav,
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--emotion", "happy"], "does not apply --emotion"),
     (["--yaw", "10"], "--yaw/--pitch/--roll"),
     (["--transcript", "Hello."], "--transcript"),
     (["--plan", "phrase", "--transcript", "Hello."], "--transcript"),
@@ -80,24 +79,33 @@ def test_stream_refuses_the_options_it_cannot_apply(portrait_path, short_speech_
     from talkinghead.cli import main
 
     out = tmp_path / "live.mp4"
-    args = ["stream", "--image", str(portrait_path), "--audio", str(short_speech_wav), "-o", str(out)]
+    args = ["stream", "--image", str(portrait_path), "--audio", str(short_speech_wav),
+            "-o", str(out)]
     assert main(args + flags + ["--quiet"]) == 2
     assert words in capsys.readouterr().err and not out.exists()
 
 
-def test_phrase_plan_applies_the_emotion(portrait, face, speech_16k):
+@pytest.mark.parametrize("plan", ["live", "phrase"])
+def test_both_plans_apply_the_emotion(portrait, face, speech_16k, plan):
     from dataclasses import replace
 
     from talkinghead.config import MotionConfig
 
-    happy = replace(CONFIG, motion=MotionConfig(emotion="happy"))
-    smile = Stream(portrait, happy, face=face, motion="phrase").channels.index("smile")
-    frames = _chunked(Stream(portrait, happy, face=face, motion="phrase"), speech_16k, 3200)
-    neutral = _chunked(Stream(portrait, CONFIG, face=face, motion="phrase"), speech_16k, 3200)
-    def mean_smile(got: list) -> float:
-        return float(np.mean([f.expression[smile] for f, _ in got]))
+    happy = replace(CONFIG, motion=MotionConfig(emotion="happy"), seed=4)
+    frames = _chunked(Stream(portrait, happy, face=face, motion=plan), speech_16k, 3200)
+    calm = _chunked(Stream(portrait, replace(CONFIG, seed=4), face=face, motion=plan),
+                    speech_16k, 3200)
+    smile = Stream(portrait, happy, face=face).channels.index("smile")
 
-    assert mean_smile(frames) > mean_smile(neutral) + 0.1
+    def mean(got: list, pick) -> float:
+        return float(np.mean([pick(f) for f, _ in got[13:]]))  # after the half-second fade-in
+
+    def smiling(f) -> float:
+        return f.expression[smile]
+
+    assert mean(frames, smiling) > mean(calm, smiling) + 0.5
+    assert mean(frames, lambda f: f.pose[0]) < mean(calm, lambda f: f.pose[0])  # chin up
+    assert frames[0][0].expression[smile] < 0.1  # faded in, not switched on
 
 
 def test_live_lips_close_in_labial_valleys_and_open_on_vowels(portrait, face):

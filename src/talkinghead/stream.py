@@ -234,20 +234,17 @@ def to_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def check_plan(config: Config, plan: str) -> None:
-    """``UserError`` naming the options that the ``plan`` motion source cannot apply: those
-    that need the whole recording (a transcript, reference videos, free view), and for ``live``
-    the emotion layer, rather than leaving them unapplied without a word."""
+    """``UserError`` naming the options that a ``plan`` motion source (``live``, ``phrase``)
+    cannot apply, those that need the whole recording (a transcript, reference videos, free
+    view), rather than leaving them unapplied without a word."""
     m = config.motion
     whole = [name for name, on in (
         ("--transcript", bool(config.transcript)), ("--ref-pose", m.ref_pose is not None),
         ("--ref-blink", m.ref_blink is not None),
         ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll))) if on]
     if whole:
-        raise UserError(f"a stream cannot apply {', '.join(whole)}: they need the whole recording; "
-                        "use talkinghead generate")
-    if plan == "live" and m.emotion != "neutral":
-        raise UserError("the live plan follows loudness and does not apply --emotion; use "
-                        "--plan phrase (or talkinghead generate)")
+        raise UserError(f"a {plan} stream cannot apply {', '.join(whole)}: they need the whole "
+                        "recording; use talkinghead generate")
 
 
 def _source(motion: str | MotionSource, channels: tuple[str, ...], config: Config,

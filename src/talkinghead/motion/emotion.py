@@ -47,12 +47,13 @@ def emotion_profile(name: str) -> Emotion:
 
 
 def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,
-                  emotion: Emotion, strength: float) -> np.ndarray:
-    """(T, C) float32 speech ``expression`` with the emotion's held expression added."""
+                  emotion: Emotion, strength: float, first_frame: int = 0) -> np.ndarray:
+    """(T, C) float32 speech ``expression`` with the emotion's held expression added; its
+    rows are the video's frames from ``first_frame`` on (a live stream's block)."""
     out = expression.astype(np.float32).copy()
     if not emotion.expression or strength == 0 or len(out) == 0:
         return out
-    envelope = _fade_in(len(out), fps) * np.float32(strength)
+    envelope = fade_in(len(out), fps, first_frame) * np.float32(strength)
     if "brow_raise" in channels:
         damp = np.clip(envelope, 0, 1) * (1 - emotion.speech_brows)
         out[:, channels.index("brow_raise")] *= 1 - damp
@@ -73,7 +74,8 @@ def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,
     return out
 
 
-def _fade_in(n: int, fps: float) -> np.ndarray:
-    """(n,) smooth ramp from 0 to 1 over FADE_IN_S."""
-    t = np.clip(np.arange(n) / max(FADE_IN_S * fps, 1.0), 0, 1)
+def fade_in(n: int, fps: float, first_frame: int = 0) -> np.ndarray:
+    """(n,) a smooth ramp from 0 to 1 over the video's first FADE_IN_S, at its frames
+    ``first_frame`` .. ``first_frame + n - 1``."""
+    t = np.clip((first_frame + np.arange(n)) / max(FADE_IN_S * fps, 1.0), 0, 1)
     return (t * t * (3 - 2 * t)).astype(np.float32)

@@ -21,6 +21,7 @@ import numpy as np
 from ..config import Config
 from ..types import MotionTrack
 from .blink import BlinkSchedule
+from .emotion import apply_emotion, emotion_profile, fade_in
 from .expression import BROW_ACCENT, BROW_MAX, BROW_SMOOTH_S, BROW_SPEAKING, brow_lift
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import pose_style
@@ -72,11 +73,12 @@ class LoudnessMouth:
 
 class DriftingPose:
     """Causal head motion: per axis, twice one-pole-filtered seeded noise scaled to the style's
-    amplitude, calmer in pauses. Output rows as ``MotionTrack.pose`` (radians, IOD)."""
+    amplitude (times ``gain``: an emotion's energy), calmer in pauses. Output rows as
+    ``MotionTrack.pose`` (radians, IOD)."""
 
-    def __init__(self, config: Config, fps: float, rng: np.random.Generator):
+    def __init__(self, config: Config, fps: float, rng: np.random.Generator, gain: float = 1.0):
         style = pose_style(config.motion.pose_style)
-        gain = 0.0 if config.motion.still else config.motion.head_motion_scale
+        gain = 0.0 if config.motion.still else config.motion.head_motion_scale * gain
         self.amplitude = np.radians(np.array(style.amplitude)) * gain
         self.alpha = float(np.exp(-2 * np.pi * style.tempo / fps))
         self.norm = np.sqrt((1 + self.alpha) ** 3 / (1 - self.alpha) / (1 + self.alpha ** 2)) \
@@ -130,8 +132,13 @@ class LiveMotion:
         self.config, self.channels, self.fps = config, channels, config.video.fps
         pose_rng, blink_rng, _ = (np.random.default_rng(s)
                                   for s in np.random.SeedSequence(config.seed).spawn(3))
-        self.pose = DriftingPose(config, self.fps, pose_rng)
-        self.blinks = BlinkSchedule(blink_rng, self.fps, enabled=config.motion.blink)
+        m = config.motion
+        self.emotion = emotion_profile(m.emotion)
+        self.strength = m.emotion_strength if m.emotion != "neutral" else 0.0
+        motion_gain = 1 + (self.emotion.motion_gain - 1) * self.strength
+        blink_gain = 1 + (self.emotion.blink_gain - 1) * self.strength
+        self.pose = DriftingPose(config, self.fps, pose_rng, motion_gain)
+        self.blinks = BlinkSchedule(blink_rng, self.fps, rate_gain=blink_gain, enabled=m.blink)
         self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural",
                                  config.motion.blink)
         self.mouth = LoudnessMouth()
@@ -174,11 +181,25 @@ class LiveMotion:
         if not rows:
             return []
         expression, pose = (np.stack(x) for x in zip(*rows))
+        expression, pose = self._with_emotion(expression, pose, self.next_frame - len(rows))
         jaw = expression[:, self.channels.index("jaw_open")]
         targets, glance_blinks = self.gaze.take(len(rows), jaw)
         expression = with_gaze(expression, self.channels, pose, targets, self.config.motion.gaze)
         return [MotionTrack(fps=self.fps, channels=self.channels, expression=expression, pose=pose,
                             blink=np.maximum(self.blinks.take(len(rows), jaw), glance_blinks), meta={})]
+
+    def _with_emotion(self, expression: np.ndarray, pose: np.ndarray,
+                      first: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, C) expression and (n, 6) pose of the frames from ``first`` with the emotion's
+        held expression and head bearing (as the phrase planner's ``make_motion``)."""
+        if self.strength == 0:
+            return expression, pose
+        expression = apply_emotion(expression, self.channels, self.fps, self.emotion,
+                                   self.strength, first)
+        pose = pose.copy()
+        bearing = np.radians(self.emotion.pitch_deg * self.strength)
+        pose[:, 0] += bearing * fade_in(len(pose), self.fps, first)
+        return expression, pose
 
     def _hop_index(self, t: float) -> int:
         """Index of the 10 ms hop whose window is centred nearest ``t`` seconds."""

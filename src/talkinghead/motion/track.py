@@ -6,7 +6,7 @@ import numpy as np
 from ..config import MotionConfig
 from ..types import AudioFeatures, MotionTrack, ReferenceMotion
 from .blink import BlinkSchedule
-from .emotion import apply_emotion, emotion_profile
+from .emotion import apply_emotion, emotion_profile, fade_in
 from .expression import expression_track
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import breathing, free_view, pose_style, pose_track
@@ -66,13 +66,7 @@ def _pose(features: AudioFeatures, fps: float, n: int, config: MotionConfig,
         scale = config.head_motion_scale * gain
         pose = pose_track(features, fps, n, pose_style(config.pose_style), rng, scale)
         pose = pose + breathing(breath_rng, fps, n) * np.float32(config.head_motion_scale)
-    pose[:, 0] += np.radians(pitch_deg) * _ramp(n, fps)
+    pose[:, 0] += np.radians(pitch_deg) * fade_in(n, fps)
     for axis, degrees in enumerate((config.pitch, config.yaw, config.roll)):
         pose[:, axis] += free_view(degrees, n)
     return pose.astype(np.float32)
-
-
-def _ramp(n: int, fps: float, seconds: float = 0.5) -> np.ndarray:
-    """(n,) smooth ramp 0 → 1 over ``seconds``."""
-    t = np.clip(np.arange(n) / max(seconds * fps, 1.0), 0, 1)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
