@@ -122,3 +122,12 @@ class Config:
         if self.backend == "sadtalker" and not self.checkpoints:
             raise ValueError("the sadtalker backend needs --checkpoints DIR (the official "
                              "SadTalker v0.0.2 files)")
+
+    def whole_recording_options(self) -> list[str]:
+        """The options set here that need the whole recording before any frame (a transcript,
+        reference videos, free view), by their command-line names."""
+        m = self.motion
+        return [name for name, on in (
+            ("--transcript", bool(self.transcript)), ("--ref-pose", m.ref_pose is not None),
+            ("--ref-blink", m.ref_blink is not None),
+            ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll))) if on]

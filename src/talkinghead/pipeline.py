@@ -125,9 +125,7 @@ class Pipeline:
         """Whether ``animate`` plans the motion phrase by phrase as it hears the speech
         (``segments.PhraseMotion``): recognized phones, generated pose and blinks, no free view
         (which is spread over the whole video). Otherwise it is planned whole first."""
-        m = self.config.motion
-        return (motion is None and phones is None and not self.config.transcript
-                and m.ref_pose is None and m.ref_blink is None and not (m.yaw or m.pitch or m.roll))
+        return motion is None and phones is None and not self.config.whole_recording_options()
 
     def run(self, image: str | Path, audio: str | Path, output: str | Path,
             progress: Progress | None = None, motion: MotionTrack | None = None) -> Result:

@@ -30,7 +30,7 @@ from .audio.features import compute_features
 from .audio.phones import MAX_CHUNK_SECONDS, SAMPLE_RATE, PieceCutter, recognize_piece, tidy_phones
 from .config import Config
 from .motion.blink import BlinkSchedule
-from .motion.emotion import emotion_profile
+from .motion.emotion import configured_emotion
 from .motion.gaze import GazeSchedule, gaze_rng, with_gaze
 from .motion.track import make_motion, num_frames_for
 from .types import MotionTrack, Phone, Waveform
@@ -100,9 +100,8 @@ def blink_schedule(config: Config, num_frames: int | None = None) -> BlinkSchedu
     ``num_frames`` is known)."""
     m = config.motion
     rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(3)[1])
-    strength = m.emotion_strength if m.emotion != "neutral" else 0.0
-    gain = 1 + (emotion_profile(m.emotion).blink_gain - 1) * strength
-    return BlinkSchedule(rng, config.video.fps, num_frames, gain, m.blink)
+    emotion, strength = configured_emotion(m)
+    return BlinkSchedule(rng, config.video.fps, num_frames, emotion.gains(strength)[1], m.blink)
 
 
 class Segmenter:

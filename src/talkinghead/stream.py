@@ -237,11 +237,7 @@ def check_plan(config: Config, plan: str) -> None:
     """``UserError`` naming the options that a ``plan`` motion source (``live``, ``phrase``)
     cannot apply, those that need the whole recording (a transcript, reference videos, free
     view), rather than leaving them unapplied without a word."""
-    m = config.motion
-    whole = [name for name, on in (
-        ("--transcript", bool(config.transcript)), ("--ref-pose", m.ref_pose is not None),
-        ("--ref-blink", m.ref_blink is not None),
-        ("--yaw/--pitch/--roll", bool(m.yaw or m.pitch or m.roll))) if on]
+    whole = config.whole_recording_options()
     if whole:
         raise UserError(f"a {plan} stream cannot apply {', '.join(whole)}: they need the whole "
                         "recording; use talkinghead generate")

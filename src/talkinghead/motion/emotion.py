@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import MotionConfig
+
 FADE_IN_S = 0.5
 ROUNDING = ("lip_pucker", "lip_funnel", "lip_close")
 
@@ -25,6 +27,10 @@ class Emotion:
     motion_gain: float = 1.0
     blink_gain: float = 1.0
     speech_brows: float = 1.0
+
+    def gains(self, strength: float) -> tuple[float, float]:
+        """(head-motion, blink-rate) multipliers at ``strength``."""
+        return 1 + (self.motion_gain - 1) * strength, 1 + (self.blink_gain - 1) * strength
 
 
 EMOTION_PROFILES: dict[str, Emotion] = {
@@ -44,6 +50,12 @@ def emotion_profile(name: str) -> Emotion:
     if name not in EMOTION_PROFILES:
         raise ValueError(f"emotion must be one of {', '.join(EMOTION_PROFILES)}, got {name!r}")
     return EMOTION_PROFILES[name]
+
+
+def configured_emotion(config: MotionConfig) -> tuple[Emotion, float]:
+    """The profile that ``config`` asks for and its strength (0 for neutral)."""
+    strength = config.emotion_strength if config.emotion != "neutral" else 0.0
+    return emotion_profile(config.emotion), strength
 
 
 def apply_emotion(expression: np.ndarray, channels: tuple[str, ...], fps: float,

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config
 from ..types import MotionTrack
 from .blink import BlinkSchedule
-from .emotion import apply_emotion, emotion_profile, fade_in
+from .emotion import apply_emotion, configured_emotion, fade_in
 from .expression import BROW_ACCENT, BROW_MAX, BROW_SMOOTH_S, BROW_SPEAKING, brow_lift
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import pose_style
@@ -133,10 +133,8 @@ class LiveMotion:
         pose_rng, blink_rng, _ = (np.random.default_rng(s)
                                   for s in np.random.SeedSequence(config.seed).spawn(3))
         m = config.motion
-        self.emotion = emotion_profile(m.emotion)
-        self.strength = m.emotion_strength if m.emotion != "neutral" else 0.0
-        motion_gain = 1 + (self.emotion.motion_gain - 1) * self.strength
-        blink_gain = 1 + (self.emotion.blink_gain - 1) * self.strength
+        self.emotion, self.strength = configured_emotion(m)
+        motion_gain, blink_gain = self.emotion.gains(self.strength)
         self.pose = DriftingPose(config, self.fps, pose_rng, motion_gain)
         self.blinks = BlinkSchedule(blink_rng, self.fps, rate_gain=blink_gain, enabled=m.blink)
         self.gaze = GazeSchedule(gaze_rng(config.seed), self.fps, config.motion.gaze == "natural",

@@ -6,7 +6,7 @@ import numpy as np
 from ..config import MotionConfig
 from ..types import AudioFeatures, MotionTrack, ReferenceMotion
 from .blink import BlinkSchedule
-from .emotion import apply_emotion, emotion_profile, fade_in
+from .emotion import apply_emotion, configured_emotion, fade_in
 from .expression import expression_track
 from .gaze import GazeSchedule, gaze_rng, with_gaze
 from .pose import breathing, free_view, pose_style, pose_track
@@ -29,18 +29,17 @@ def make_motion(features: AudioFeatures, channels: tuple[str, ...], fps: float,
     n = num_frames_for(features.duration, fps)
     pose_rng, blink_rng, breath_rng = (np.random.default_rng(s)
                                        for s in np.random.SeedSequence(seed).spawn(3))
-    emotion = emotion_profile(config.emotion)
-    strength = config.emotion_strength if config.emotion != "neutral" else 0.0
+    emotion, strength = configured_emotion(config)
+    motion_gain, blink_gain = emotion.gains(strength)
     expression = expression_track(features, channels, fps, n, config.expression_scale,
                                   config.language)
     expression = apply_emotion(expression, channels, fps, emotion, strength)
     pose = _pose(features, fps, n, config, pose_rng, breath_rng, ref_pose,
-                 1 + (emotion.motion_gain - 1) * strength, emotion.pitch_deg * strength)
+                 motion_gain, emotion.pitch_deg * strength)
     if ref_blink is not None:
         blink = reference_blink(ref_blink, fps, n)
     else:
-        schedule = BlinkSchedule(blink_rng, fps, n, 1 + (emotion.blink_gain - 1) * strength,
-                                 config.blink)
+        schedule = BlinkSchedule(blink_rng, fps, n, blink_gain, config.blink)
         blink = schedule.take(n, expression[:, channels.index("jaw_open")])
     gaze = GazeSchedule(gaze_rng(seed), fps, config.gaze == "natural",
                         blinks=config.blink and ref_blink is None)
